@@ -1,0 +1,42 @@
+# fer-kaggle: every target first makes what it needs (the .venv, the data, the folds).
+#   make cv                 K-fold CV of the preset's variants (real data if found, else the demo)
+#   make test               the test suite
+# Variables: DATA= (a zip, directory or CSV), PRESET=, COMPETITION= (Kaggle slug), FORCE=1 (new folds)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FK := $(BIN)/fer-kaggle
+# The competition data: DATA=..., else the shared copy beside this checkout when there is one.
+DATA ?= $(firstword $(wildcard ../shared/data/fer2013.zip))
+PRESET ?=
+COMPETITION ?=
+FORCE ?=
+ifneq ($(COMPETITION),)
+export COMPETITION
+endif
+
+.PHONY: install data folds test bench clean-venv
+
+install: $(BIN)/.installed
+
+$(BIN)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+data: install
+	$(FK) data $(if $(DATA),--source $(DATA))
+
+folds: data
+	$(FK) folds $(if $(FORCE),--force)
+
+bench: data
+	$(FK) bench
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,53 @@
+"""Benchmarks (`make bench`): each compares against a baseline in the same run, as a ratio."""
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fer_kaggle.data.cache import load_cached
+from fer_kaggle.data.parse import read_pixel_csv
+from fer_kaggle.data.source import CompetitionFiles
+
+
+def naive_read_train(path):
+    """The baseline: pandas.read_csv, then a Python split per row."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    pixels = np.array([np.array(s.split(), dtype=np.uint8) for s in frame["feature"]])
+    return frame["label"].to_numpy(), pixels.reshape(-1, 48, 48)
+
+
+def fast_read_train(path):
+    table = read_pixel_csv(Path(path).read_bytes(), str(path), ("label", "feature"), (0, 6))
+    return table.keys, table.pixels
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - start, result
+
+
+def bench_parse(source, repeats=1):
+    """Time the naive reader, the fast reader (cold) and a cache load of `source`'s train.csv.
+
+    Returns a list of (name, seconds, ratio to naive) rows.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        train_csv = Path(tmp) / "train.csv"
+        train_csv.write_bytes(CompetitionFiles(Path(source)).read("train.csv"))
+        naive_s, (naive_y, naive_x) = min((_timed(naive_read_train, train_csv) for _ in range(repeats)), key=lambda r: r[0])
+        fast_s, (fast_y, fast_x) = min((_timed(fast_read_train, train_csv) for _ in range(repeats)), key=lambda r: r[0])
+        if not (np.array_equal(naive_y, fast_y) and np.array_equal(naive_x, fast_x)):
+            raise AssertionError("the fast reader disagrees with the naive reader")
+        (Path(tmp) / "test.csv").write_bytes(b"id,feature\n0," + b" ".join([b"0"] * 2304) + b"\n")
+        load_cached(tmp, Path(tmp) / "cache")  # fill the cache
+        cache_s, _ = _timed(load_cached, tmp, Path(tmp) / "cache")
+    return [
+        ("pandas + split per row (baseline)", naive_s, 1.0),
+        ("fer_kaggle parser, cold", fast_s, naive_s / fast_s),
+        ("cache load (sha256 + npz)", cache_s, naive_s / cache_s),
+    ]

@@ -1,0 +1,67 @@
+"""Stratified K-fold assignment, tied to the train data it was made from.
+
+`oof/folds.csv` holds `row,fold`; `oof/folds.json` beside it holds k, seed and the train
+file's sha256. Later stages call `load_folds`, which refuses folds made from other data.
+"""
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from fer_kaggle import atomic
+from fer_kaggle.errors import FoldsError
+
+FOLDS_CSV = "folds.csv"
+FOLDS_META = "folds.json"
+FIX_HINT = "run `fer-kaggle folds --force` (or `make folds FORCE=1`) to make folds for the current data"
+
+
+def make_folds(labels, k=5, seed=0):
+    """Fold index (0..k-1) of every row: stratified by label, deterministic in seed."""
+    labels = np.asarray(labels)
+    if k < 2:
+        raise FoldsError(f"k must be at least 2, got {k}")
+    if len(labels) < k or np.bincount(labels)[np.unique(labels)].min() < k:
+        raise FoldsError(f"cannot make {k} stratified folds: a class has fewer than {k} rows")
+    folds = np.empty(len(labels), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+        folds[held_out] = fold
+    return folds
+
+
+def write_folds(oof_dir, labels, train_sha256, k=5, seed=0, force=False):
+    """Write folds.csv and folds.json; keep existing valid folds unless `force`."""
+    oof_dir = Path(oof_dir)
+    if not force and (oof_dir / FOLDS_CSV).exists():
+        folds = load_folds(oof_dir, train_sha256, len(labels))
+        meta = atomic.read_json(oof_dir / FOLDS_META)
+        if (meta["k"], meta["seed"]) == (k, seed):
+            return folds, False
+        raise FoldsError(
+            f"{oof_dir / FOLDS_CSV} has k={meta['k']}, seed={meta['seed']}, not k={k}, seed={seed}: "
+            "pass --force to replace them (the OOF predictions of oof/ were made with the old folds)"
+        )
+    folds = make_folds(labels, k, seed)
+    # The meta first: a folds.csv without its meta is treated as missing.
+    atomic.write_json(oof_dir / FOLDS_META, {"k": k, "seed": seed, "train_sha256": train_sha256, "n_rows": len(labels)})
+    atomic.write_text(oof_dir / FOLDS_CSV, "row,fold\n" + "".join(f"{i},{f}\n" for i, f in enumerate(folds.tolist())))
+    return folds, True
+
+
+def load_folds(oof_dir, train_sha256, n_rows):
+    """The fold of every row, after checking the folds were made from this train data."""
+    csv_path, meta_path = Path(oof_dir) / FOLDS_CSV, Path(oof_dir) / FOLDS_META
+    if not csv_path.exists() or not meta_path.exists():
+        raise FoldsError(f"{csv_path} does not exist: run `fer-kaggle folds` (or `make folds`) first")
+    meta = atomic.read_json(meta_path)
+    if meta.get("train_sha256") != train_sha256:
+        raise FoldsError(
+            f"{csv_path} was made from other train data (sha256 {str(meta.get('train_sha256'))[:12]}..., "
+            f"the data in use is {train_sha256[:12]}...): {FIX_HINT}"
+        )
+    table = np.loadtxt(csv_path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+    if table.shape != (n_rows, 2) or not np.array_equal(table[:, 0], np.arange(n_rows)):
+        raise FoldsError(f"{csv_path} does not list rows 0..{n_rows - 1} once each in order: {FIX_HINT}")
+    return table[:, 1]
