@@ -48,6 +48,69 @@ def cmd_bench(args):
         print(f"  {name:36s} {seconds:8.3f} s   {ratio:6.1f}x faster than the baseline")
 
 
+def cmd_cv(args):
+    from fer_kaggle import presets
+    from fer_kaggle.cv import run_cv
+    from fer_kaggle.data import load_folds, store
+
+    comp = store.load(args.data_dir)
+    folds_meta, folds = _folds(args.oof_dir, comp)
+    preset = args.preset or ("demo" if comp.is_demo else "cpu")
+    variants = presets.resolve(preset, _names(args.variants), presets.parse_settings(args.set), args.tag)
+    time_limit = args.time_limit if args.time_limit is not None else presets.PRESETS[preset]["time_limit"]
+    jobs = args.jobs or presets.PRESETS[preset]["jobs"]
+    limit = f", time limit {time_limit:.0f}s" if time_limit else ""
+    print(f"cv: preset {preset}, {len(variants)} variants x {folds.max() + 1} folds on {len(comp.y_train)} rows"
+          f" ({'demo' if comp.is_demo else comp.source}){limit}, {jobs} job(s)", flush=True)
+    rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir, time_limit=time_limit or None, jobs=jobs,
+                  scheduler=args.scheduler, threads=args.threads, preset=preset)
+    print_leaderboard(rows, only={v.name for v in variants})
+
+
+def _folds(oof_dir, comp):
+    from fer_kaggle.atomic import read_json
+    from fer_kaggle.data import load_folds
+
+    folds = load_folds(oof_dir, comp.train_sha256, len(comp.y_train))
+    return read_json(os.path.join(oof_dir, "folds.json")), folds
+
+
+def _names(text):
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def print_leaderboard(rows, only=None):
+    print(f"{'name':24s} {'kind':8s} {'accuracy':>8s} {'log_loss':>8s} {'fold_sd':>7s} {'params':>11s} "
+          f"{'MFLOPs':>8s} {'fit_s':>8s} {'pred_s':>7s}")
+    for r in rows:
+        mark = "*" if only and r["name"] in only else " "
+        flops = f"{r['flops'] / 1e6:8.1f}" if r["flops"] != "" else f"{'':8s}"
+        params = f"{r['params']:11,d}" if r["params"] != "" else f"{'':11s}"
+        print(f"{mark}{r['name']:23s} {r['kind']:8s} {r['accuracy']:8.4f} {r['log_loss']:8.4f} "
+              f"{float(r['fold_accuracy_std'] or 0):7.4f} {params} {flops} {float(r['fit_seconds'] or 0):8.0f} "
+              f"{float(r['predict_seconds'] or 0):7.0f}")
+
+
+def cmd_leaderboard(args):
+    from fer_kaggle.cv import write_leaderboard
+
+    rows = write_leaderboard(args.oof_dir)
+    if not rows:
+        print(f"no finished variants in {args.oof_dir}/ yet: run `fer-kaggle cv` (or `make cv`)")
+        return
+    print_leaderboard(rows)
+
+
+def cmd_models(args):
+    from fer_kaggle.models import builder_of, count_flops, create_model, list_models
+
+    print(f"{'variant':14s} {'params':>11s} {'MFLOPs/image':>13s}  description")
+    for name in list_models():
+        model = create_model(name)
+        doc = (builder_of(name).__doc__ or "").strip().splitlines()[0]
+        print(f"{name:14s} {model.count_params():11,d} {count_flops(model) / 1e6:13.1f}  {doc}")
+
+
 def _bincount(labels):
     import numpy as np
 
@@ -74,6 +137,24 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="replace existing folds")
     p.set_defaults(func=cmd_folds)
 
+    p = sub.add_parser("cv", help="K-fold CV of model variants: OOF and test probabilities, leaderboard")
+    p.add_argument("--preset", help="smoke, demo, cpu or gpu (default: demo on the demo data, else cpu)")
+    p.add_argument("--variants", help="comma-separated variant names (default: the preset's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a training setting or a model hyperparameter (repeatable)")
+    p.add_argument("--tag", help="suffix for the variants' folder names, to keep runs with other settings apart")
+    p.add_argument("--time-limit", type=float, help="seconds for the whole run (default: the preset's)")
+    p.add_argument("--jobs", type=int, help="parallel fold jobs (default: the preset's)")
+    p.add_argument("--threads", type=int, help="threads per fold job (default: cores / jobs)")
+    p.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to run the fold jobs on")
+    p.set_defaults(func=cmd_cv)
+
+    p = sub.add_parser("leaderboard", help="rank the variants (and blends) in oof/")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("models", help="list the registered model variants with parameters and FLOPs")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("bench", help="benchmarks, each against its baseline in the same run")
     p.add_argument("--source", help="competition to parse (default: the one in use)")
     p.add_argument("--repeats", type=int, default=1, help="best of N runs (default 1)")
@@ -82,6 +163,7 @@ def build_parser():
 
 
 def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ log lines out of the output
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -1,0 +1,358 @@
+"""K-fold cross-validation over model variants: OOF assembly, integrity, resume, time budget,
+parallel fold jobs (joblib processes, or a Dask cluster through joblib's dask backend).
+
+Per variant, under `oof/<variant>/`: `config.json`, `fold<k>/` (history.csv, model.keras,
+valid.npy, test.npy, rows.npz, done.json written last), then `oof.npy`, `test.npy` and
+`metrics.json`. `oof/leaderboard.csv` ranks every variant.
+"""
+
+import csv
+import io
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer_kaggle import atomic
+from fer_kaggle.errors import ConfigError, IntegrityError
+
+PREDICT_RESERVE = 0.1  # share of a fold's time budget kept for TTA prediction
+
+
+@dataclass
+class Variant:
+    """A trainable variant: a registry model, its hyperparameter overrides, a training config."""
+
+    name: str
+    model: str
+    model_hp: dict
+    train: dict
+
+
+def split_rows(folds, k):
+    """(training rows, held-out rows) of fold k."""
+    return np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+
+
+# ----------------------------------------------------------------------------- one fold job
+
+
+def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_budget=None, threads=None, log=None):
+    """Train variant on every fold but k; predict fold k and the test set. Resumable.
+
+    Writes `oof/<variant>/fold<k>/` and returns its done.json content."""
+    from fer_kaggle import train
+    from fer_kaggle.models import create_model
+
+    fold_dir = Path(oof_dir) / variant.name / f"fold{k}"
+    if (fold_dir / "done.json").exists():
+        return atomic.read_json(fold_dir / "done.json")
+    train.configure_backend(threads)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    train_rows, valid_rows = split_rows(folds, k)
+    log = log or _print
+    n_folds = int(folds.max()) + 1
+    started = time.perf_counter()
+
+    def on_epoch(state):
+        h = state.history[-1]
+        log(f"{variant.name} fold {k + 1}/{n_folds} epoch {h['epoch']}/{state.planned_epochs}: "
+            f"loss {h['loss']:.4f} acc {h['accuracy']:.4f} val_loss {h['val_loss']:.4f} "
+            f"val_acc {h['val_accuracy']:.4f} lr {h['learning_rate']:.2e} ({h['seconds']:.0f}s)",
+            state.epoch / max(1, state.planned_epochs))
+
+    fit_budget = None if time_budget is None else time_budget * (1 - PREDICT_RESERVE)
+    model, state = train.fit(
+        lambda: create_model(variant.model, **variant.model_hp),
+        x[train_rows], y[train_rows], x[valid_rows], y[valid_rows],
+        variant.train, fold_dir, time_budget=fit_budget, on_epoch=on_epoch,
+    )
+    fit_seconds = time.perf_counter() - started
+    t0 = time.perf_counter()
+    valid_probs = train.predict(model, x[valid_rows], tta=variant.train["tta"])
+    test_probs = train.predict(model, x_test, tta=variant.train["tta"])
+    predict_seconds = time.perf_counter() - t0
+
+    atomic.write_text(fold_dir / "history.csv", train.history_csv(state.history))
+    atomic.write_npy(fold_dir / "valid.npy", valid_probs)
+    atomic.write_npy(fold_dir / "test.npy", test_probs)
+    atomic.write_npz(fold_dir / "rows.npz", train_rows=train_rows, valid_rows=valid_rows)
+    with atomic.atomic_path(fold_dir / "model.keras") as tmp:
+        keras_path = Path(str(tmp) + ".keras")
+        model.save(keras_path)
+        os.replace(keras_path, tmp)
+    done = {
+        "fold": k,
+        "accuracy": train.accuracy(valid_probs, y[valid_rows]),
+        "log_loss": train.log_loss(valid_probs, y[valid_rows]),
+        "epochs": state.epoch,
+        "best_epoch": state.best_epoch + 1,
+        "stopped": state.stopped,
+        "fit_seconds": round(fit_seconds, 2),
+        "predict_seconds": round(predict_seconds, 2),
+    }
+    atomic.write_json(fold_dir / "done.json", done)
+    for leftover in [state.checkpoint, state.best_weights, "state.json"]:
+        if leftover and (fold_dir / leftover).exists():
+            (fold_dir / leftover).unlink()
+    log(f"{variant.name} fold {k + 1}/{n_folds} done: accuracy {done['accuracy']:.4f} log loss {done['log_loss']:.4f} "
+        f"after {state.epoch} epochs ({state.stopped}), {fit_seconds:.0f}s fit, {predict_seconds:.0f}s predict")
+    return done
+
+
+def _print(message, fraction=None):
+    print(message, flush=True)
+
+
+# ----------------------------------------------------------------------------- assembly
+
+
+def assemble(variant_dir, folds, y, n_classes):
+    """Check the fold predictions and combine them into (oof, test, per-fold done records).
+
+    Every training row must be predicted exactly once, by the model of the fold that held
+    it out, which must never have trained on it; probabilities finite and summing to 1."""
+    variant_dir = Path(variant_dir)
+    n_folds = int(folds.max()) + 1
+    oof = np.zeros((len(y), n_classes), dtype=np.float32)
+    times_predicted = np.zeros(len(y), dtype=np.int64)
+    tests, dones = [], []
+    for k in range(n_folds):
+        fold_dir = variant_dir / f"fold{k}"
+        with np.load(fold_dir / "rows.npz") as rows:
+            train_rows, valid_rows = rows["train_rows"], rows["valid_rows"]
+        leaked = np.intersect1d(train_rows, valid_rows)
+        if len(leaked):
+            raise IntegrityError(f"{fold_dir}: the model trained on {len(leaked)} of the rows it predicted "
+                                 f"(row {leaked[0]} first): its OOF predictions leak")
+        if not np.array_equal(np.sort(valid_rows), np.flatnonzero(folds == k)):
+            raise IntegrityError(f"{fold_dir}: predicted rows differ from the rows folds.csv holds out for fold {k}")
+        valid = np.load(fold_dir / "valid.npy")
+        if valid.shape != (len(valid_rows), n_classes):
+            raise IntegrityError(f"{fold_dir}/valid.npy has shape {valid.shape}, expected {(len(valid_rows), n_classes)}")
+        oof[valid_rows] = valid
+        times_predicted[valid_rows] += 1
+        tests.append(np.load(fold_dir / "test.npy"))
+        dones.append(atomic.read_json(fold_dir / "done.json"))
+    bad = np.flatnonzero(times_predicted != 1)
+    if len(bad):
+        raise IntegrityError(f"{variant_dir}: row {bad[0]} was predicted {times_predicted[bad[0]]} times "
+                             f"({len(bad)} rows not predicted exactly once)")
+    test = np.mean(tests, axis=0).astype(np.float32)
+    for name, probs in (("OOF", oof), ("test", test)):
+        if not np.all(np.isfinite(probs)) or np.any(probs < 0) or not np.allclose(probs.sum(axis=1), 1, atol=1e-3):
+            raise IntegrityError(f"{variant_dir}: {name} probabilities are not finite non-negative rows summing to 1")
+    return oof, test, dones
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def variant_config(variant, folds_meta, params, flops, preset=None):
+    import keras
+
+    return {
+        "variant": variant.name,
+        "model": variant.model,
+        "model_hp": variant.model_hp,
+        "train": variant.train,
+        "folds": {k: folds_meta[k] for k in ("k", "seed", "train_sha256")},
+        "preset": preset,
+        "keras_backend": keras.backend.backend(),
+        "params": params,
+        "flops": flops,
+    }
+
+
+_IDENTITY = ("model", "model_hp", "train", "folds")
+
+
+def _check_or_write_config(variant_dir, config):
+    path = Path(variant_dir) / "config.json"
+    if path.exists():
+        old = atomic.read_json(path)
+        changed = [key for key in _IDENTITY if _jsonable(old.get(key)) != _jsonable(config[key])]
+        if changed:
+            detail = _first_difference(old, config, changed[0])
+            raise ConfigError(
+                f"{path} was trained with a different {changed[0]} ({detail}): pass --tag NAME to train this one "
+                f"beside it, or delete {variant_dir} to retrain")
+        return
+    atomic.write_json(path, config)
+
+
+def _jsonable(value):
+    import json
+
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _first_difference(old, new, key):
+    a, b = _jsonable(old.get(key)), _jsonable(new[key])
+    if isinstance(a, dict) and isinstance(b, dict):
+        for sub in sorted(set(a) | set(b)):
+            if a.get(sub) != b.get(sub):
+                return f"{sub}: {a.get(sub)!r} then, {b.get(sub)!r} now"
+    return f"{a!r} then, {b!r} now"
+
+
+class Progress:
+    """Overall progress of a serial run: elapsed time, and the time left estimated from the
+    pace so far over the estimated cost of the jobs left (at their full epochs)."""
+
+    def __init__(self, total_cost, stream=None):
+        self.started = time.perf_counter()
+        self.cost_left = float(total_cost)
+        self.cost_done = 0.0
+        self.current = 0.0
+        self.stream = stream or sys.stdout
+
+    def start_job(self, cost):
+        self.current = cost
+
+    def job_done(self):
+        self.cost_done += self.current
+        self.cost_left = max(0.0, self.cost_left - self.current)
+        self.current = 0.0
+
+    def line(self, message, fraction=None):
+        elapsed = time.perf_counter() - self.started
+        done = self.cost_done + (fraction or 0.0) * self.current
+        left = self.cost_left - (fraction or 0.0) * self.current
+        eta = f", about {_clock(elapsed / done * left)} left" if done > 0 else ""
+        print(f"[{_clock(elapsed)} elapsed{eta}] {message}", file=self.stream, flush=True)
+
+
+def _clock(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jobs=1, scheduler=None,
+           threads=None, preset=None, log=None):
+    """Train every variant on every fold (skipping finished folds), assemble, rank.
+
+    Returns the leaderboard rows."""
+    from fer_kaggle.models import count_flops, create_model, model_hp
+    from fer_kaggle.train import configure_backend, seconds_per_image
+
+    oof_dir = Path(oof_dir)
+    started = time.perf_counter()
+    cores = os.cpu_count() or 1
+    threads = threads or max(1, cores // max(1, jobs))
+    configure_backend(threads)
+    n_folds = int(folds.max()) + 1
+    costs, pending = {}, []
+    for variant in variants:
+        variant.model_hp = model_hp(variant.model, **variant.model_hp)
+        model = create_model(variant.model, **variant.model_hp)
+        params, flops = int(model.count_params()), count_flops(model)
+        _check_or_write_config(oof_dir / variant.name, variant_config(variant, folds_meta, params, flops, preset))
+        todo = [k for k in range(n_folds) if not (oof_dir / variant.name / f"fold{k}" / "done.json").exists()]
+        pending += [(variant, k) for k in todo]
+        if todo:  # seconds of one fold job at its full epochs, from a short measured fit
+            build = lambda v=variant: create_model(v.model, **v.model_hp)  # noqa: E731
+            per_image = seconds_per_image(build, variant.train) if time_limit else max(flops, 1) * 1e-9
+            costs[variant.name] = per_image * len(comp.y_train) * (n_folds - 1) / n_folds * variant.train["epochs"]
+    progress = Progress(sum(costs[v.name] for v, _ in pending))
+    log = log or progress.line
+
+    def budget_for(job_cost, cost_left, parallel=1):
+        if time_limit is None:
+            return None
+        left = time_limit - (time.perf_counter() - started)
+        return max(0.0, left * parallel * job_cost / max(cost_left, 1e-9))
+
+    if pending and jobs == 1 and not scheduler:
+        cost_left = sum(costs[v.name] for v, _ in pending)
+        for variant, k in pending:
+            cost = costs[variant.name]
+            progress.start_job(cost)
+            train_fold(variant, k, oof_dir, comp.x_train, comp.y_train, comp.x_test, folds,
+                       time_budget=budget_for(cost, cost_left), threads=threads, log=log)
+            cost_left -= cost
+            progress.job_done()
+    elif pending:
+        _run_parallel(pending, costs, budget_for, comp, folds, oof_dir, jobs, scheduler, threads)
+
+    for variant in variants:
+        finalize_variant(oof_dir / variant.name, comp, folds)
+    return write_leaderboard(oof_dir)
+
+
+def _run_parallel(pending, costs, budget_for, comp, folds, oof_dir, jobs, scheduler, threads):
+    import joblib
+
+    cost_left = sum(costs[v.name] for v, _ in pending)
+    parallel = max(1, jobs)
+    calls = [
+        joblib.delayed(train_fold)(variant, k, str(oof_dir), comp.x_train, comp.y_train, comp.x_test, folds,
+                                   budget_for(costs[variant.name], cost_left, parallel), threads)
+        for variant, k in pending
+    ]
+    if scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler), joblib.parallel_config(backend="dask"):
+            joblib.Parallel(n_jobs=jobs)(calls)
+    else:
+        joblib.Parallel(n_jobs=jobs, backend="loky")(calls)
+
+
+def finalize_variant(variant_dir, comp, folds):
+    """Assemble oof.npy, test.npy and metrics.json of a variant whose folds are all done."""
+    from fer_kaggle import train
+
+    variant_dir = Path(variant_dir)
+    config = atomic.read_json(variant_dir / "config.json")
+    n_classes = len(comp.class_names)
+    oof, test, dones = assemble(variant_dir, folds, comp.y_train, n_classes)
+    fold_acc = [d["accuracy"] for d in dones]
+    metrics = {
+        "variant": config["variant"],
+        "model": config["model"],
+        "accuracy": train.accuracy(oof, comp.y_train),
+        "log_loss": train.log_loss(oof, comp.y_train),
+        "fold_accuracy": fold_acc,
+        "fold_accuracy_std": float(np.std(fold_acc)),
+        "params": config["params"],
+        "flops": config["flops"],
+        "epochs": [d["epochs"] for d in dones],
+        "fit_seconds": round(sum(d["fit_seconds"] for d in dones), 1),
+        "predict_seconds": round(sum(d["predict_seconds"] for d in dones), 1),
+    }
+    if comp.test_labels is not None:  # the demo (and fer2013.csv) can score its test set
+        metrics["test_accuracy"] = train.accuracy(test, comp.test_labels)
+    atomic.write_npy(variant_dir / "oof.npy", oof)
+    atomic.write_npy(variant_dir / "test.npy", test)
+    atomic.write_json(variant_dir / "metrics.json", metrics)
+    return metrics
+
+
+LEADERBOARD_COLUMNS = ("name", "kind", "accuracy", "log_loss", "fold_accuracy_std", "params", "flops",
+                       "fit_seconds", "predict_seconds")
+
+
+def leaderboard_rows(oof_dir):
+    rows = []
+    for path in sorted(Path(oof_dir).glob("*/metrics.json")):
+        m = atomic.read_json(path)
+        rows.append({"name": m.get("variant", path.parent.name), "kind": m.get("kind", "variant"),
+                     **{c: m.get(c, "") for c in LEADERBOARD_COLUMNS[2:]}})
+    rows.sort(key=lambda r: (-float(r["accuracy"]), float(r["log_loss"])))
+    return rows
+
+
+def write_leaderboard(oof_dir):
+    rows = leaderboard_rows(oof_dir)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=LEADERBOARD_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
+    atomic.write_text(Path(oof_dir) / "leaderboard.csv", out.getvalue())
+    return rows
+

@@ -1,0 +1,83 @@
+"""Named, documented run configurations. Every value can be overridden on the command line
+(`--set key=value`), and the resolved config is saved with each variant in oof/<variant>/.
+
+- smoke: the demo data in seconds: two tiny variants, two epochs. Used by tests and CI.
+- demo:  the demo data in a few minutes on 2 CPU cores: a small zoo worth blending.
+- cpu:   the real data on a 2-core CPU: cv of all its variants plus the blend in at most
+         60 minutes (`--time-limit` 3300 s for cv sizes the epochs to fit).
+- gpu:   the real data on one GPU (JAX backend, bfloat16): the strongest ensemble that
+         trains in at most 20 minutes.
+"""
+
+from fer_kaggle.cv import Variant
+from fer_kaggle.errors import ConfigError
+from fer_kaggle.train import DEFAULTS, resolve_config
+
+PRESETS = {
+    "smoke": {
+        "variants": ["cnn_tiny", "dnn_s"],
+        "train": {"epochs": 2, "batch_size": 128, "early_stopping_patience": 0, "tta": "flip"},
+        "time_limit": None,
+        "jobs": 1,
+    },
+    "demo": {
+        "variants": ["xception_s", "resnet_s", "cnn_tiny", "dnn_s"],
+        "train": {"epochs": 12, "batch_size": 64, "schedule": "onecycle", "learning_rate": 3e-3,
+                  "early_stopping_patience": 0},
+        "time_limit": 900,
+        "jobs": 1,
+    },
+    "cpu": {
+        "variants": ["xception_fast", "resnet_fast"],
+        "train": {"epochs": 16, "batch_size": 128, "schedule": "onecycle", "learning_rate": 3e-3,
+                  "early_stopping_patience": 0, "label_smoothing": 0.05},
+        "time_limit": 3300,
+        "jobs": 2,
+    },
+    "gpu": {
+        "variants": ["vgg_ccp", "resnet_m", "xception_l", "conv5x5_4", "conv7", "conv5x5_box3"],
+        "train": {"epochs": 40, "batch_size": 256, "schedule": "onecycle", "learning_rate": 2e-3,
+                  "optimizer": "adamw", "weight_decay": 5e-2, "label_smoothing": 0.05,
+                  "early_stopping_patience": 0, "mixed_precision": True, "loader_workers": 8},
+        "time_limit": 1140,
+        "jobs": 1,
+    },
+}
+
+
+def resolve(preset, variants=None, settings=None, tag=None):
+    """The variants to train: the preset's (or `variants`), with `settings` applied.
+
+    A setting whose key is a training setting changes the training config; any other key is
+    a model hyperparameter override (checked against each model's builder)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    spec = PRESETS[preset]
+    settings = dict(settings or {})
+    train_settings = {k: v for k, v in settings.items() if k in DEFAULTS}
+    model_settings = {k: v for k, v in settings.items() if k not in DEFAULTS}
+    train_cfg = resolve_config(**{**spec["train"], **train_settings})
+    names = variants or spec["variants"]
+    return [
+        Variant(name=f"{name}-{tag}" if tag else name, model=name, model_hp=dict(model_settings), train=dict(train_cfg))
+        for name in names
+    ]
+
+
+def parse_settings(pairs):
+    """`key=value` strings to a dict (values stay strings for numbers and names; the
+    training config coerces them; model values are read as Python literals where they can be)."""
+    import ast
+
+    settings = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"--set needs key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        if key not in DEFAULTS:
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                pass
+        settings[key.strip()] = value
+    return settings
