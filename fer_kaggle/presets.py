@@ -38,7 +38,7 @@ PRESETS = {
         "variants": ["vgg_ccp", "resnet_m", "xception_l", "conv5x5_4", "conv7", "conv5x5_box3"],
         "train": {"epochs": 40, "batch_size": 256, "schedule": "onecycle", "learning_rate": 2e-3,
                   "optimizer": "adamw", "weight_decay": 5e-2, "label_smoothing": 0.05,
-                  "early_stopping_patience": 0, "mixed_precision": True, "loader_workers": 8},
+                  "early_stopping_patience": 0, "mixed_precision": True},
         "time_limit": 1140,
         "jobs": 1,
     },

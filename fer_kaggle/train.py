@@ -10,7 +10,9 @@ its last finished epoch and ends with the same weights as an uninterrupted run.
 import json
 import math
 import os
+import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +44,6 @@ DEFAULTS = {
     "tta": "flip",  # none, flip, flip+crops
     "seed": 0,
     "mixed_precision": False,  # bfloat16 compute (GPU presets)
-    "loader_workers": 1,  # threads preparing batches (batches depend only on seed, epoch, index)
 }
 CHOICES = {
     "optimizer": ("adam", "adamw", "sgd"),
@@ -115,40 +116,39 @@ def class_weights(labels, num_classes):
     return (len(labels) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
 
 
-def make_batches(x, y, cfg, epoch, num_classes, augment=True):
-    """The training batches of one epoch, as a PyDataset (every backend; on TensorFlow Keras
-    feeds it through tf.data). Batch i of epoch e depends only on (seed, e, i)."""
+def epoch_arrays(x, y, cfg, epoch, num_classes, augment=True):
+    """The training inputs of one epoch, in batch order: (images, one-hot targets, sample
+    weights or None). Batch i of epoch e depends only on (seed, e, i): augmentation draws its
+    parameters from that seed, so any process or thread, and a resumed run, sees the same
+    epoch. Arrays rather than a generator: Keras feeds them through tf.data on TensorFlow and
+    batches them on the other backends."""
     import keras
 
-    weights = class_weights(y, num_classes) if cfg["class_weight"] == "balanced" else None
     layers = augmentation_layers(cfg) if augment else []
+    order = np.random.default_rng([cfg["seed"], epoch, 0]).permutation(len(x))
+    images = x[order, :, :, None].astype("float32")
+    targets = np.eye(num_classes, dtype="float32")[y[order]]
+    for i, start in enumerate(range(0, len(x), cfg["batch_size"])):
+        batch = slice(start, start + cfg["batch_size"])
+        rng = np.random.default_rng([cfg["seed"], epoch, 1 + i])
+        xb = images[batch]
+        for layer in layers:
+            t = layer.get_random_transformation(xb, training=True, seed=int(rng.integers(1, 2**31 - 1)))
+            xb = keras.ops.convert_to_numpy(layer.transform_images(xb, t, training=True))
+        if cfg["mixup"]:
+            lam = np.float32(rng.beta(cfg["mixup"], cfg["mixup"]))
+            partner = rng.permutation(len(xb))
+            xb = lam * xb + (1 - lam) * xb[partner]
+            targets[batch] = lam * targets[batch] + (1 - lam) * targets[batch][partner]
+        images[batch] = xb
+    weights = class_weights(y, num_classes)[y[order]] if cfg["class_weight"] == "balanced" else None
+    return images, targets, weights
 
-    class EpochBatches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__(workers=cfg["loader_workers"], use_multiprocessing=False)
-            self.order = np.random.default_rng([cfg["seed"], epoch, 0]).permutation(len(x))
 
-        def __len__(self):
-            return math.ceil(len(x) / cfg["batch_size"])
-
-        def __getitem__(self, i):
-            idx = self.order[i * cfg["batch_size"] : (i + 1) * cfg["batch_size"]]
-            rng = np.random.default_rng([cfg["seed"], epoch, 1 + i])
-            xb = x[idx, :, :, None].astype("float32")
-            for layer in layers:
-                t = layer.get_random_transformation(xb, training=True, seed=int(rng.integers(2**31 - 1)))
-                xb = keras.ops.convert_to_numpy(layer.transform_images(xb, t, training=True))
-            yb = np.eye(num_classes, dtype="float32")[y[idx]]
-            if cfg["mixup"]:
-                lam = np.float32(rng.beta(cfg["mixup"], cfg["mixup"]))
-                partner = rng.permutation(len(idx))
-                xb = lam * xb + (1 - lam) * xb[partner]
-                yb = lam * yb + (1 - lam) * yb[partner]
-            if weights is not None:
-                return xb, yb, weights[y[idx]]
-            return xb, yb
-
-    return EpochBatches()
+def _fit_epoch(model, x, y, cfg, epoch, num_classes):
+    images, targets, weights = epoch_arrays(x, y, cfg, epoch, num_classes)
+    return model.fit(images, targets, sample_weight=weights, batch_size=cfg["batch_size"], shuffle=False,
+                     epochs=1, verbose=0).history
 
 
 def predict(model, x, tta="flip", batch_size=256):
@@ -226,6 +226,24 @@ class FitState:
         return float(np.median(times)) if times else None
 
 
+@contextmanager
+def private_python_random(seed):
+    """Keras draws the seeds of initializers and dropout from Python's global `random`, which
+    other threads also use (a Dask worker's do): give model building a private generator so
+    the same seed builds the same model in any process or thread."""
+    from keras.src.random import seed_generator
+
+    if not hasattr(seed_generator, "python_random"):  # a Keras that works otherwise
+        yield
+        return
+    saved = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)
+    try:
+        yield
+    finally:
+        seed_generator.python_random = saved
+
+
 def compile_model(model, cfg):
     import keras
 
@@ -245,9 +263,9 @@ def seconds_per_image(build_model, cfg, num_classes=7, batches=4):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(n, 48, 48), dtype=np.uint8)
     y = rng.integers(0, num_classes, size=n)
-    model.fit(make_batches(x[: cfg["batch_size"]], y[: cfg["batch_size"]], cfg, 0, num_classes), epochs=1, verbose=0)
+    _fit_epoch(model, x[: cfg["batch_size"]], y[: cfg["batch_size"]], cfg, 0, num_classes)
     t0 = time.perf_counter()
-    model.fit(make_batches(x, y, cfg, 1, num_classes), epochs=1, verbose=0)
+    _fit_epoch(model, x, y, cfg, 1, num_classes)
     return (time.perf_counter() - t0) / n
 
 
@@ -272,7 +290,8 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
     else:
         state = FitState(planned_epochs=cfg["epochs"], plateau_lr=cfg["learning_rate"])
         keras.utils.set_random_seed(cfg["seed"])
-        model = compile_model(build_model(), cfg)
+        with private_python_random(cfg["seed"]):
+            model = compile_model(build_model(), cfg)
 
     ran = 0
     while not state.stopped:
@@ -314,7 +333,7 @@ def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, w
     lr = scheduled_learning_rate(cfg, epoch, state.planned_epochs, state.plateau_lr)
     model.optimizer.learning_rate = lr
     t0 = time.perf_counter()
-    logs = model.fit(make_batches(x_train, y_train, cfg, epoch, num_classes), epochs=1, verbose=0).history
+    logs = _fit_epoch(model, x_train, y_train, cfg, epoch, num_classes)
     val_probs = predict(model, x_val, tta="none")
     seconds = time.perf_counter() - t0
     row = {

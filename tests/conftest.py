@@ -52,3 +52,24 @@ def ntu(tmp_path):
 
 def requires_shared_data():
     return pytest.mark.skipif(not SHARED_ZIP.exists(), reason="../shared/data/fer2013.zip is not here")
+
+
+@pytest.fixture
+def tiny_comp(tmp_path):
+    """A small demo competition, chosen in tmp/data, with 3 folds in tmp/oof."""
+    from fer_kaggle.atomic import read_json
+    from fer_kaggle.data import store, write_folds
+    from fer_kaggle.data.demo import write_demo_competition
+
+    write_demo_competition(tmp_path / "demo", n_train=300, n_test=40, seed=3)
+    comp, _ = store.prepare(tmp_path / "data", source=tmp_path / "demo")
+    folds, _ = write_folds(tmp_path / "oof", comp.y_train, comp.train_sha256, k=3)
+    return comp, folds, read_json(tmp_path / "oof" / "folds.json"), tmp_path
+
+
+def tiny_variant(name="cnn_tiny", **train):
+    from fer_kaggle.cv import Variant
+    from fer_kaggle.train import resolve_config
+
+    cfg = resolve_config(**{"epochs": 2, "batch_size": 64, "early_stopping_patience": 0, **train})
+    return Variant(name=name, model="cnn_tiny", model_hp={"filters": (4, 8)}, train=cfg)

