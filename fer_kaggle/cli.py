@@ -6,11 +6,14 @@ Library errors (fer_kaggle.errors) become one line on stderr and exit status 2.
 import argparse
 import os
 import sys
+import time
+from pathlib import Path
 
 from fer_kaggle import CLASS_NAMES
 from fer_kaggle.errors import FerKaggleError
 
 DEFAULT_COMPETITION = os.environ.get("COMPETITION") or "challenges-in-representation-learning-facial-expression-recognition-challenge"
+
 
 
 def cmd_data(args):
@@ -111,6 +114,84 @@ def cmd_models(args):
         print(f"{name:14s} {model.count_params():11,d} {count_flops(model) / 1e6:13.1f}  {doc}")
 
 
+def cmd_blend(args):
+    from fer_kaggle.blend import run_blend
+    from fer_kaggle.cv import write_leaderboard
+    from fer_kaggle.data import store
+
+    comp = store.load(args.data_dir)
+    folds_meta, folds = _folds(args.oof_dir, comp)
+    manifest = run_blend(comp, folds, folds_meta, args.oof_dir, args.submissions_dir, method=args.method,
+                         members=_names(args.members), name=args.name, seed=args.seed)
+    write_leaderboard(args.oof_dir)
+    weights = ", ".join(f"{k} {v:.3f}" for k, v in manifest["weights"].items())
+    print(f"blend: {manifest['method']} of {len(manifest['members'])} members ({weights})")
+    print(f"  nested-CV accuracy {manifest['cv']['accuracy']:.4f}, log loss {manifest['cv']['log_loss']:.4f}")
+    if "demo_test_accuracy" in manifest:
+        print(f"  demo test accuracy {manifest['demo_test_accuracy']:.4f}")
+    print(f"  wrote {args.submissions_dir}/{manifest['csv']} and its manifest")
+
+
+def cmd_submit(args):
+    from fer_kaggle.atomic import read_json, write_json
+    from fer_kaggle.data import store
+    from fer_kaggle.errors import SubmissionError
+    from fer_kaggle.submit import KaggleClient, read_submission, sha256_file, wait_for_score
+
+    path = Path(args.path) if args.path else _latest_submission(args.submissions_dir)
+    comp = store.load(args.data_dir)
+    ids, _ = read_submission(path, comp.test_ids, len(comp.class_names))
+    manifest_path = path.with_suffix(".json")
+    manifest = read_json(manifest_path) if manifest_path.exists() else None
+    if manifest and manifest.get("csv_sha256") != sha256_file(path):
+        raise SubmissionError(f"{path} changed since its manifest was written (sha256 differs): blend again")
+    print(f"submit: {path} is valid ({len(ids)} rows)")
+    if args.dry_run:
+        return
+    if not args.competition:
+        raise SubmissionError("name the competition: --competition SLUG (or COMPETITION=SLUG for make)")
+    client = KaggleClient()
+    client.submit(path, args.competition, args.message)
+    record = {"competition": args.competition, "message": args.message,
+              "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": "submitted"}
+    print(f"submit: uploaded to {args.competition}")
+    if args.wait:
+        score = wait_for_score(client, args.competition, path.name, timeout=args.timeout)
+        if score is None:
+            print(f"submit: no score after {args.timeout:.0f}s; `fer-kaggle submissions` shows it once recorded")
+        else:
+            record.update(score)
+            print(f"submit: public score {score['public_score']}")
+    if manifest is not None:
+        manifest["kaggle"] = record
+        write_json(manifest_path, manifest)
+
+
+def _latest_submission(directory):
+    from fer_kaggle.errors import SubmissionError
+
+    csvs = sorted(Path(directory).glob("*.csv"))
+    if not csvs:
+        raise SubmissionError(f"no submission in {directory}/: run `fer-kaggle blend` (or `make blend`) first")
+    return csvs[-1]
+
+
+def cmd_submissions(args):
+    from fer_kaggle.atomic import read_json
+
+    manifests = sorted(Path(args.submissions_dir).glob("*.json"))
+    if not manifests:
+        print(f"no submissions in {args.submissions_dir}/ yet")
+        return
+    print(f"{'submission':44s} {'method':9s} {'cv_acc':>7s} {'cv_loss':>7s} {'public':>7s} {'private':>7s}")
+    for path in manifests:
+        m = read_json(path)
+        kaggle = m.get("kaggle") or {}
+        public, private = kaggle.get("public_score"), kaggle.get("private_score")
+        print(f"{path.stem:44s} {m['method']:9s} {m['cv']['accuracy']:7.4f} {m['cv']['log_loss']:7.4f} "
+              f"{'' if public is None else f'{public:.4f}':>7s} {'' if private is None else f'{private:.4f}':>7s}")
+
+
 def _bincount(labels):
     import numpy as np
 
@@ -121,6 +202,8 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="fer-kaggle", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("FER_KAGGLE_DATA_DIR", "data"), help="the data folder (default: data)")
     parser.add_argument("--oof-dir", default=os.environ.get("FER_KAGGLE_OOF_DIR", "oof"), help="the OOF folder (default: oof)")
+    parser.add_argument("--submissions-dir", default=os.environ.get("FER_KAGGLE_SUBMISSIONS_DIR", "submissions"),
+                        help="the submissions folder (default: submissions)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("data", help="choose the competition data, validate it and cache the parsed arrays")
@@ -154,6 +237,26 @@ def build_parser():
 
     p = sub.add_parser("models", help="list the registered model variants with parameters and FLOPs")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("blend", help="fit a blend on the OOF predictions; write a validated submission")
+    p.add_argument("--method", default="best", help="best (default: chosen by nested CV), mean, weighted, caruana, stack, rank")
+    p.add_argument("--members", help="comma-separated variant names or glob patterns (default: every finished variant)")
+    p.add_argument("--name", help="name of the submission file (default: the method)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_blend)
+
+    p = sub.add_parser("submit", help="validate a submission and upload it with the Kaggle API")
+    p.add_argument("path", nargs="?", help="the submission CSV (default: the latest in submissions/)")
+    p.add_argument("--latest", action="store_true", help="the latest submission (the default)")
+    p.add_argument("--competition", default=os.environ.get("COMPETITION"), help="Kaggle competition slug")
+    p.add_argument("--message", default="fer-kaggle", help="submission description")
+    p.add_argument("--wait", action="store_true", help="poll until the score is known and record it")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the score (default 600)")
+    p.add_argument("--dry-run", action="store_true", help="validate only")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("submissions", help="list local submissions with CV and leaderboard scores")
+    p.set_defaults(func=cmd_submissions)
 
     p = sub.add_parser("bench", help="benchmarks, each against its baseline in the same run")
     p.add_argument("--source", help="competition to parse (default: the one in use)")

@@ -30,3 +30,7 @@ class IntegrityError(FerKaggleError):
 
 class DownloadError(FerKaggleError):
     """The Kaggle API could not deliver the competition files."""
+
+
+class SubmissionError(FerKaggleError):
+    """A submission file that must not be uploaded, or an upload that failed."""

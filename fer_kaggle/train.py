@@ -93,6 +93,9 @@ def configure_backend(threads=None, deterministic=True):
 # ----------------------------------------------------------------------------- data
 
 
+AUGMENT_CHUNK = 512  # images augmented per call: fewer, larger eager calls are faster
+
+
 def augmentation_layers(cfg):
     """The Keras preprocessing layers of the input pipeline (never vertical flips)."""
     from keras import layers
@@ -118,7 +121,7 @@ def class_weights(labels, num_classes):
 
 def epoch_arrays(x, y, cfg, epoch, num_classes, augment=True):
     """The training inputs of one epoch, in batch order: (images, one-hot targets, sample
-    weights or None). Batch i of epoch e depends only on (seed, e, i): augmentation draws its
+    weights or None). Chunk i of epoch e depends only on (seed, e, i): augmentation draws its
     parameters from that seed, so any process or thread, and a resumed run, sees the same
     epoch. Arrays rather than a generator: Keras feeds them through tf.data on TensorFlow and
     batches them on the other backends."""
@@ -128,19 +131,22 @@ def epoch_arrays(x, y, cfg, epoch, num_classes, augment=True):
     order = np.random.default_rng([cfg["seed"], epoch, 0]).permutation(len(x))
     images = x[order, :, :, None].astype("float32")
     targets = np.eye(num_classes, dtype="float32")[y[order]]
-    for i, start in enumerate(range(0, len(x), cfg["batch_size"])):
-        batch = slice(start, start + cfg["batch_size"])
+    for i, start in enumerate(range(0, len(x), AUGMENT_CHUNK)):
+        chunk = slice(start, start + AUGMENT_CHUNK)
         rng = np.random.default_rng([cfg["seed"], epoch, 1 + i])
-        xb = images[batch]
+        xb = images[chunk]
         for layer in layers:
             t = layer.get_random_transformation(xb, training=True, seed=int(rng.integers(1, 2**31 - 1)))
             xb = keras.ops.convert_to_numpy(layer.transform_images(xb, t, training=True))
-        if cfg["mixup"]:
+        images[chunk] = xb
+    if cfg["mixup"]:  # each training batch mixed with a permutation of itself
+        for i, start in enumerate(range(0, len(x), cfg["batch_size"])):
+            batch = slice(start, start + cfg["batch_size"])
+            rng = np.random.default_rng([cfg["seed"], epoch, 0, i])
             lam = np.float32(rng.beta(cfg["mixup"], cfg["mixup"]))
-            partner = rng.permutation(len(xb))
-            xb = lam * xb + (1 - lam) * xb[partner]
+            partner = rng.permutation(len(images[batch]))
+            images[batch] = lam * images[batch] + (1 - lam) * images[batch][partner]
             targets[batch] = lam * targets[batch] + (1 - lam) * targets[batch][partner]
-        images[batch] = xb
     weights = class_weights(y, num_classes)[y[order]] if cfg["class_weight"] == "balanced" else None
     return images, targets, weights
 

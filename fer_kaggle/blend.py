@@ -1,0 +1,137 @@
+"""The blend stage: members from oof/, nested-CV scores, the submission and its manifest.
+
+For every method tried, `oof/blend-<method>/` holds the nested-CV predictions of the
+training rows (`oof.npy`: each fold's rows blended by weights fit on the other folds),
+the test predictions of the method fit on all OOF rows (`test.npy`) and `metrics.json`,
+so blends sit on the leaderboard beside the variants with honest scores.
+"""
+
+import fnmatch
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fer_kaggle import atomic
+from fer_kaggle.ensemble import BLENDERS, BestBlend, accuracy, log_loss, make_blender, nested_cv
+from fer_kaggle.errors import ConfigError
+from fer_kaggle.submit import write_submission
+
+BLEND_PREFIX = "blend-"
+
+
+def discover_members(oof_dir, patterns=None):
+    """Variants with finished OOF in oof_dir, filtered by names or glob patterns."""
+    names = sorted(p.parent.name for p in Path(oof_dir).glob("*/oof.npy")
+                   if (p.parent / "config.json").exists() and not p.parent.name.startswith(BLEND_PREFIX))
+    if patterns:
+        chosen = [n for n in names if any(fnmatch.fnmatch(n, pat) for pat in patterns)]
+        unmatched = [pat for pat in patterns if not any(fnmatch.fnmatch(n, pat) for n in names)]
+        if unmatched:
+            raise ConfigError(f"no finished variant in {oof_dir}/ matches {unmatched[0]!r}; finished: {', '.join(names) or 'none'}")
+        names = chosen
+    if not names:
+        raise ConfigError(f"no finished variants in {oof_dir}/ to blend: run `fer-kaggle cv` first")
+    return names
+
+
+def load_members(oof_dir, names, comp, folds_meta):
+    """Members' OOF and test probabilities, refusing members of other folds or other data."""
+    oofs, tests, configs = [], [], []
+    for name in names:
+        d = Path(oof_dir) / name
+        config = atomic.read_json(d / "config.json")
+        theirs = config.get("folds", {})
+        ours = {k: folds_meta[k] for k in ("k", "seed", "train_sha256")}
+        if theirs != ours:
+            what = "other data" if theirs.get("train_sha256") != comp.train_sha256 else "other folds"
+            raise ConfigError(f"member {name} was trained on {what} than oof/folds.csv holds: retrain it "
+                              f"(`fer-kaggle cv --variants {name}` after deleting {d}) or leave it out with --members")
+        oof, test = np.load(d / "oof.npy"), np.load(d / "test.npy")
+        if oof.shape[0] != len(comp.y_train) or test.shape[0] != len(comp.test_ids):
+            raise ConfigError(f"member {name}: predictions of shape {oof.shape}/{test.shape} do not fit the data in use")
+        oofs.append(oof)
+        tests.append(test)
+        configs.append(config)
+    return oofs, tests, configs
+
+
+def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissions", method="best",
+              members=None, name=None, seed=0, log=print):
+    """Fit the blend on OOF only, write the blends' artifacts, the submission and its manifest.
+
+    Returns the manifest."""
+    names = discover_members(oof_dir, members)
+    oofs, tests, configs = load_members(oof_dir, names, comp, folds_meta)
+    y = comp.y_train
+    if method == "best":
+        best = BestBlend(folds, seed=seed).fit(oofs, y)
+        tried = {m: (best.nested_[m], make_blender(m, seed).fit(oofs, y) if m != best.method_ else best.blender_)
+                 for m in best.methods}
+        chosen = best.method_
+    elif method in BLENDERS:
+        tried = {method: (nested_cv(method, oofs, y, folds, seed), make_blender(method, seed).fit(oofs, y))}
+        chosen = method
+    else:
+        raise ConfigError(f"unknown blend method {method!r}; choose one of {', '.join(list(BLENDERS) + ['best'])}")
+
+    for m, (nested, blender) in tried.items():
+        metrics = _blend_metrics(m, names, configs, blender, nested, y)
+        blend_dir = Path(oof_dir) / f"{BLEND_PREFIX}{m}"
+        atomic.write_npy(blend_dir / "oof.npy", nested)
+        atomic.write_npy(blend_dir / "test.npy", blender.predict_proba(tests))
+        atomic.write_json(blend_dir / "metrics.json", metrics)
+        log(f"blend {m}: nested-CV accuracy {metrics['accuracy']:.4f} log loss {metrics['log_loss']:.4f}"
+            + (" <- chosen" if m == chosen and len(tried) > 1 else ""))
+
+    nested, blender = tried[chosen]
+    test_probs = blender.predict_proba(tests)
+    labels = test_probs.argmax(axis=1)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    label = name or (f"best-{chosen}" if method == "best" else chosen)
+    csv_path = Path(submissions_dir) / f"{stamp}-{label}.csv"
+    csv_sha = write_submission(csv_path, comp.test_ids, labels, comp.test_ids, len(comp.class_names))
+    manifest = {
+        "name": label,
+        "csv": csv_path.name,
+        "csv_sha256": csv_sha,
+        "method": chosen,
+        "members": names,
+        "weights": _weights(blender, names),
+        "cv": {"accuracy": accuracy(nested, y), "log_loss": log_loss(nested, y), "kind": "nested"},
+        "methods_tried": {m: {"accuracy": accuracy(n, y), "log_loss": log_loss(n, y)} for m, (n, _) in tried.items()},
+        "data": {"source": comp.source, "train_sha256": comp.train_sha256, "n_test": int(len(comp.test_ids))},
+        "folds": {k: folds_meta[k] for k in ("k", "seed", "train_sha256")},
+        "predicted_class_counts": np.bincount(labels, minlength=len(comp.class_names)).tolist(),
+        "created": stamp,
+        "kaggle": None,
+    }
+    if comp.test_labels is not None:  # the demo can score itself
+        manifest["demo_test_accuracy"] = accuracy(test_probs, comp.test_labels)
+    atomic.write_json(csv_path.with_suffix(".json"), manifest)
+    return manifest
+
+
+def _weights(blender, names):
+    if hasattr(blender, "weights_"):
+        return {n: round(float(w), 6) for n, w in zip(names, blender.weights_) if w > 0}
+    if hasattr(blender, "C_"):
+        return {"logistic_regression_C": blender.C_}
+    return {n: round(1.0 / len(names), 6) for n in names}
+
+
+def _blend_metrics(method, names, configs, blender, nested, y):
+    return {
+        "variant": f"{BLEND_PREFIX}{method}",
+        "kind": "blend",
+        "method": method,
+        "members": names,
+        "weights": _weights(blender, names),
+        "accuracy": accuracy(nested, y),
+        "log_loss": log_loss(nested, y),
+        "params": sum(c.get("params", 0) for c in configs),
+        "flops": sum(c.get("flops", 0) for c in configs),
+        "fit_seconds": "",
+        "predict_seconds": "",
+        "fold_accuracy_std": "",
+    }

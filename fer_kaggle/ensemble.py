@@ -1,0 +1,209 @@
+"""Blenders of out-of-fold predictions, with the shape of scikit-learn estimators.
+
+`fit(oofs, y)` takes a list of (n, C) probability arrays (one per member) and returns self;
+`predict_proba(probs)` blends a list of arrays of the same members; learned attributes end
+in `_`. They are fit on OOF predictions only. `nested_cv` scores a blender honestly: its
+weights are fit on the other folds' OOF rows and scored on the held-out fold's rows.
+"""
+
+import numpy as np
+
+from fer_kaggle.errors import ConfigError
+
+EPS = 1e-7
+
+
+def log_loss(probs, y):
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], EPS, 1.0))))
+
+
+def accuracy(probs, y):
+    return float(np.mean(probs.argmax(axis=1) == y))
+
+
+def _stack(probs):
+    arr = np.stack([np.asarray(p, dtype=np.float64) for p in probs])
+    if arr.ndim != 3:
+        raise ConfigError(f"members must be (n, classes) arrays of one shape, got {[np.shape(p) for p in probs]}")
+    return arr  # (members, n, C)
+
+
+def _normalize(p):
+    p = np.clip(p, 0.0, None)
+    return p / np.maximum(p.sum(axis=1, keepdims=True), EPS)
+
+
+class _WeightedAverage:
+    """A blend that is a convex combination of the members (weights_ sum to 1)."""
+
+    def predict_proba(self, probs):
+        return _normalize(np.tensordot(self.weights_, _stack(probs), axes=1)).astype(np.float32)
+
+
+class MeanBlend(_WeightedAverage):
+    """The plain average of the members' probabilities."""
+
+    def fit(self, oofs, y):
+        self.weights_ = np.full(len(oofs), 1.0 / len(oofs))
+        return self
+
+
+class WeightedBlend(_WeightedAverage):
+    """Non-negative weights summing to 1 that minimize the OOF log loss (SLSQP)."""
+
+    def __init__(self, max_iter=200):
+        self.max_iter = max_iter
+
+    def fit(self, oofs, y):
+        from scipy.optimize import minimize
+
+        stacked = _stack(oofs)
+        m = len(stacked)
+        picked = stacked[:, np.arange(len(y)), y]  # (members, n): probability of the true class
+
+        def loss(w):
+            return -np.mean(np.log(np.clip(w @ picked, EPS, None)))
+
+        def grad(w):
+            return -(picked / np.clip(w @ picked, EPS, None)).mean(axis=1)
+
+        result = minimize(loss, np.full(m, 1.0 / m), jac=grad, method="SLSQP", bounds=[(0.0, 1.0)] * m,
+                          constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}],
+                          options={"maxiter": self.max_iter})
+        w = np.clip(result.x, 0.0, None)
+        self.weights_ = w / w.sum()
+        self.loss_ = float(loss(self.weights_))
+        return self
+
+
+class CaruanaBlend(_WeightedAverage):
+    """Ensemble selection (Caruana et al. 2004): greedy forward selection with replacement,
+    initialized with the `n_init` best members, keeping the best prefix of the trajectory;
+    with `bags` > 0, the weights are averaged over selections on random member subsets."""
+
+    def __init__(self, n_iter=50, n_init=3, bags=0, bag_fraction=0.5, seed=0):
+        self.n_iter, self.n_init, self.bags, self.bag_fraction, self.seed = n_iter, n_init, bags, bag_fraction, seed
+
+    def fit(self, oofs, y):
+        stacked = _stack(oofs)
+        if not self.bags:
+            self.weights_, self.trajectory_ = self._select(stacked, y, np.arange(len(stacked)))
+            return self
+        rng = np.random.default_rng(self.seed)
+        size = max(1, int(round(self.bag_fraction * len(stacked))))
+        weights = np.zeros(len(stacked))
+        for _ in range(self.bags):
+            members = np.sort(rng.choice(len(stacked), size=size, replace=False))
+            weights += self._select(stacked, y, members)[0]
+        self.weights_ = weights / weights.sum()
+        return self
+
+    def _select(self, stacked, y, members):
+        ranked = [members[i] for i in np.argsort([log_loss(stacked[i], y) for i in members])]
+        # Sorted initialization: the best few, as many of them as score best together.
+        starts = [ranked[:n] for n in range(1, max(1, min(self.n_init, len(members))) + 1)]
+        chosen = min(starts, key=lambda c: log_loss(stacked[c].mean(axis=0), y))
+        total = stacked[chosen].sum(axis=0)
+        trajectory = [(log_loss(total / len(chosen), y), list(chosen))]
+        for _ in range(self.n_iter):
+            scores = [log_loss((total + stacked[i]) / (len(chosen) + 1), y) for i in members]
+            best = members[int(np.argmin(scores))]
+            chosen.append(best)
+            total = total + stacked[best]
+            trajectory.append((min(scores), list(chosen)))
+        best_loss, best_prefix = min(trajectory, key=lambda t: t[0])
+        weights = np.bincount(best_prefix, minlength=len(stacked)).astype(np.float64)
+        return weights / weights.sum(), [t[0] for t in trajectory]
+
+
+class StackBlend:
+    """A multinomial logistic regression on the members' OOF log-probabilities; its
+    regularization strength is chosen by its own inner cross-validation."""
+
+    def __init__(self, Cs=(0.01, 0.1, 1.0, 10.0), inner_folds=5, seed=0):
+        self.Cs, self.inner_folds, self.seed = Cs, inner_folds, seed
+
+    @staticmethod
+    def _features(probs):
+        stacked = _stack(probs)
+        return np.log(np.clip(stacked, EPS, 1.0)).transpose(1, 0, 2).reshape(stacked.shape[1], -1)
+
+    def fit(self, oofs, y):
+        from sklearn.linear_model import LogisticRegressionCV
+        from sklearn.model_selection import StratifiedKFold
+
+        n_classes = _stack(oofs).shape[2]
+        splitter = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
+        self.model_ = LogisticRegressionCV(Cs=list(self.Cs), cv=splitter, scoring="neg_log_loss", max_iter=500)
+        self.model_.fit(self._features(oofs), y)
+        self.classes_ = np.arange(n_classes)
+        self.C_ = float(np.ravel(self.model_.C_)[0])
+        return self
+
+    def predict_proba(self, probs):
+        out = np.zeros((_stack(probs).shape[1], len(self.classes_)))
+        out[:, self.model_.classes_] = self.model_.predict_proba(self._features(probs))
+        return _normalize(out).astype(np.float32)
+
+
+class RankBlend:
+    """Rank averaging: each member's probabilities of each class become ranks in [0, 1]
+    over the rows being blended, the ranks are averaged, and rows are normalized."""
+
+    def fit(self, oofs, y):
+        self.n_members_ = len(oofs)
+        return self
+
+    def predict_proba(self, probs):
+        stacked = _stack(probs)
+        ranks = stacked.argsort(axis=1).argsort(axis=1) / max(1, stacked.shape[1] - 1)
+        return _normalize(ranks.mean(axis=0) + EPS).astype(np.float32)
+
+
+BLENDERS = {
+    "mean": lambda seed: MeanBlend(),
+    "weighted": lambda seed: WeightedBlend(),
+    "caruana": lambda seed: CaruanaBlend(seed=seed),
+    "stack": lambda seed: StackBlend(seed=seed),
+    "rank": lambda seed: RankBlend(),
+}
+
+
+def make_blender(method, seed=0):
+    if method not in BLENDERS:
+        raise ConfigError(f"unknown blend method {method!r}; choose one of {', '.join(list(BLENDERS) + ['best'])}")
+    return BLENDERS[method](seed)
+
+
+def nested_cv(method, oofs, y, folds, seed=0):
+    """Blend OOF predictions honestly: for each fold, fit the blender on the other folds'
+    rows and predict this fold's rows. Returns the (n, C) nested predictions."""
+    stacked = _stack(oofs)
+    out = np.zeros(stacked.shape[1:], dtype=np.float32)
+    for k in np.unique(folds):
+        inner, outer = folds != k, folds == k
+        blender = make_blender(method, seed).fit(list(stacked[:, inner]), y[inner])
+        out[outer] = blender.predict_proba(list(stacked[:, outer]))
+    return out
+
+
+class BestBlend:
+    """Picks among the methods by nested cross-validation log loss, then refits the chosen
+    method on all OOF rows. `scores_` holds every method's nested-CV accuracy and log loss."""
+
+    def __init__(self, folds, methods=("mean", "weighted", "caruana", "stack", "rank"), seed=0):
+        self.folds, self.methods, self.seed = np.asarray(folds), tuple(methods), seed
+
+    def fit(self, oofs, y):
+        self.scores_, self.nested_ = {}, {}
+        for method in self.methods:
+            nested = nested_cv(method, oofs, y, self.folds, self.seed)
+            self.nested_[method] = nested
+            self.scores_[method] = {"accuracy": accuracy(nested, y), "log_loss": log_loss(nested, y)}
+        self.method_ = min(self.methods, key=lambda m: (self.scores_[m]["log_loss"], -self.scores_[m]["accuracy"]))
+        self.blender_ = make_blender(self.method_, self.seed).fit(oofs, y)
+        return self
+
+    def predict_proba(self, probs):
+        return self.blender_.predict_proba(probs)
+

@@ -1,0 +1,147 @@
+"""The submission writer and validator, the blend stage's files, and the Kaggle client."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import tiny_variant
+from fer_kaggle.errors import SubmissionError
+from fer_kaggle.submit import KaggleClient, read_submission, sha256_file, wait_for_score, write_submission
+
+ROOT = Path(__file__).resolve().parents[1]
+IDS = np.arange(10)
+
+
+def test_a_valid_submission_round_trips(tmp_path):
+    labels = np.arange(10) % 7
+    sha = write_submission(tmp_path / "s.csv", IDS, labels, IDS, 7)
+    assert (tmp_path / "s.csv").read_text().splitlines()[:3] == ["id,label", "0,0", "1,1"]
+    ids, read = read_submission(tmp_path / "s.csv", IDS, 7)
+    assert np.array_equal(ids, IDS) and np.array_equal(read, labels) and sha == sha256_file(tmp_path / "s.csv")
+
+
+@pytest.mark.parametrize("ids, labels, words", [
+    (np.arange(9), np.zeros(9, int), "id 9 of the test set is missing"),
+    (np.r_[0, 0, np.arange(2, 10)], np.zeros(10, int), "id 0 appears 2 times"),
+    (np.r_[np.arange(9), 99], np.zeros(10, int), "is missing"),
+    (IDS, np.r_[np.zeros(9), np.nan], "label of id 9 is NaN"),
+    (IDS, np.r_[np.zeros(9, int), 7], "label 7 of id 9 is outside 0-6"),
+    (IDS, np.r_[np.zeros(9, int), -1], "label -1 of id 9 is outside 0-6"),
+    (IDS, np.r_[np.zeros(9), 2.5], "labels must be integers"),
+], ids=["missing", "duplicate", "unknown", "nan", "label 7", "label -1", "float"])
+def test_invalid_submissions_are_refused_and_nothing_is_written(tmp_path, ids, labels, words):
+    with pytest.raises(SubmissionError, match=words):
+        write_submission(tmp_path / "s.csv", ids, labels, IDS, 7)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_a_bad_file_names_the_line(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("id,label\n0,1\n1,x\n")
+    with pytest.raises(SubmissionError, match=r"s.csv, line 3: expected two integers"):
+        read_submission(path, IDS, 7)
+    path.write_text("id,prediction\n0,1\n")
+    with pytest.raises(SubmissionError, match="line 1: header must be 'id,label'"):
+        read_submission(path, IDS, 7)
+
+
+class HTTPError(Exception):
+    def __init__(self, status, text=""):
+        super().__init__(text or f"HTTP {status}")
+        self.status = status
+
+
+class FakeApi:
+    def __init__(self, answers, submissions=()):
+        self.answers, self.calls, self.listing = list(answers), [], list(submissions)
+
+    def competition_submit(self, path, message, competition):
+        self.calls.append((path, message, competition))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def competition_submissions(self, competition):
+        return self.listing.pop(0) if self.listing else []
+
+
+def test_429_and_5xx_are_retried_with_backoff():
+    sleeps = []
+    api = FakeApi([HTTPError(429), HTTPError(503), "ok"])
+    assert KaggleClient(api, sleep=sleeps.append).submit("s.csv", "comp", "m") == "ok"
+    assert len(api.calls) == 3 and sleeps == [2.0, 4.0]
+
+
+@pytest.mark.parametrize("error, words", [
+    (HTTPError(404), "unknown competition 'comp'"),
+    (HTTPError(400, "Submission limit reached: maximum daily submissions"), "daily submission limit"),
+    (HTTPError(401), "kaggle.json"),
+    (ConnectionError("Failed to establish a new connection"), "network is down"),
+    (HTTPError(500), "after retries"),
+])
+def test_failures_are_one_clear_message(error, words):
+    api = FakeApi([error] * 10)
+    with pytest.raises(SubmissionError, match=words):
+        KaggleClient(api, retries=2, sleep=lambda s: None).submit("s.csv", "comp", "m")
+
+
+def test_no_credentials_says_how_to_configure_without_importing_kaggle(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
+    for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(SubmissionError, match="KAGGLE_API_TOKEN"):
+        KaggleClient().submit("s.csv", "comp", "m")
+    assert "kaggle" not in sys.modules
+
+
+def test_wait_for_score_finds_our_scored_submission():
+    listing = [[{"fileName": "x.csv", "status": "pending", "publicScore": None}],
+               [{"fileName": "other.csv", "publicScore": "0.1"},
+                {"fileName": "x.csv", "status": "complete", "publicScore": "0.61", "privateScore": "0.6", "ref": 7}]]
+    client = KaggleClient(FakeApi([], listing), sleep=lambda s: None)
+    score = wait_for_score(client, "comp", "submissions/x.csv", poll_seconds=1, timeout=5, sleep=lambda s: None)
+    assert score == {"status": "complete", "public_score": 0.61, "private_score": 0.6, "ref": "7"}
+
+
+def test_blend_and_submit_dry_run_end_to_end(tiny_comp):
+    from fer_kaggle import cv
+    from fer_kaggle.atomic import read_json
+
+    comp, folds, meta, tmp = tiny_comp
+    variants = [tiny_variant("a", epochs=1), tiny_variant("b", epochs=1, seed=1)]
+    cv.run_cv(comp, folds, meta, variants, tmp / "oof", threads=1, log=lambda m, f=None: None)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KAGGLE_CONFIG_DIR": str(tmp / "nokaggle")}
+    env.pop("KAGGLE_API_TOKEN", None)
+    base = [sys.executable, "-m", "fer_kaggle", "--data-dir", str(tmp / "data"), "--oof-dir", str(tmp / "oof"),
+            "--submissions-dir", str(tmp / "subs")]
+    result = subprocess.run(base + ["blend"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    csvs = list((tmp / "subs").glob("*.csv"))
+    assert len(csvs) == 1
+    manifest = read_json(csvs[0].with_suffix(".json"))
+    assert manifest["members"] == ["a", "b"] and manifest["csv_sha256"] == sha256_file(csvs[0])
+    assert set(manifest["methods_tried"]) == {"mean", "weighted", "caruana", "stack", "rank"}
+    assert manifest["data"]["train_sha256"] == comp.train_sha256 and manifest["kaggle"] is None
+    board = (tmp / "oof" / "leaderboard.csv").read_text()
+    assert "blend-caruana,blend," in board and "\na,variant," in board or "\nb,variant," in board
+    dry = subprocess.run(base + ["submit", "--dry-run"], env=env, capture_output=True, text=True)
+    assert dry.returncode == 0 and "is valid (40 rows)" in dry.stdout, dry.stderr[-1000:]
+    upload = subprocess.run(base + ["submit", "--competition", "comp"], env=env, capture_output=True, text=True)
+    assert upload.returncode == 2 and "kaggle.json" in upload.stderr and "Traceback" not in upload.stderr
+    assert read_json(csvs[0].with_suffix(".json"))["kaggle"] is None  # never marked as submitted
+
+    from fer_kaggle.atomic import write_json
+
+    config = read_json(tmp / "oof" / "b" / "config.json")
+    config["folds"]["seed"] = 99
+    write_json(tmp / "oof" / "b" / "config.json", config)
+    refused = subprocess.run(base + ["blend", "--method", "mean"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "member b was trained on other folds" in refused.stderr
+    assert len(list((tmp / "subs").glob("*.csv"))) == 1
+    only_a = subprocess.run(base + ["blend", "--method", "mean", "--members", "a*"], env=env, capture_output=True, text=True)
+    assert only_a.returncode == 0 and "mean of 1 members" in only_a.stdout, only_a.stderr[-1000:]
