@@ -21,6 +21,6 @@ setup(
         "lime",
         "dask[distributed]",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "jax"]},
     entry_points={"console_scripts": ["fer-kaggle=fer_kaggle.cli:main"]},
 )

@@ -7,6 +7,7 @@ valid.npy, test.npy, rows.npz, done.json written last), then `oof.npy`, `test.np
 """
 
 import csv
+import functools
 import io
 import os
 import sys
@@ -103,8 +104,10 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_budget=None, threa
     return done
 
 
-def _print(message, fraction=None):
-    print(message, flush=True)
+def _print(message, fraction=None, started=None):
+    """A fold job's own progress line (parallel jobs): wall time since the run started."""
+    prefix = f"[{_clock(time.time() - started)} elapsed] " if started else ""
+    print(prefix + message, flush=True)
 
 
 # ----------------------------------------------------------------------------- assembly
@@ -288,9 +291,10 @@ def _run_parallel(pending, costs, budget_for, comp, folds, oof_dir, jobs, schedu
 
     cost_left = sum(costs[v.name] for v, _ in pending)
     parallel = max(1, jobs)
+    log = functools.partial(_print, started=time.time())
     calls = [
         joblib.delayed(train_fold)(variant, k, str(oof_dir), comp.x_train, comp.y_train, comp.x_test, folds,
-                                   budget_for(costs[variant.name], cost_left, parallel), threads)
+                                   budget_for(costs[variant.name], cost_left, parallel), threads, log)
         for variant, k in pending
     ]
     if scheduler:
