@@ -73,3 +73,17 @@ def test_the_real_competition_loads(tmp_path):
     assert comp.test_ids.tolist() == list(range(7178)) and comp.sample_ids is not None
     cached = store.load(tmp_path / "data")
     assert np.array_equal(cached.x_test, comp.x_test)
+
+
+@requires_shared_data()
+def test_the_device_npz_is_the_same_competition(tmp_path):
+    from fer_kaggle.data import read_competition, store
+
+    device = SHARED_ZIP.parent / "fer2013-device.npz"
+    if not device.exists():
+        pytest.skip("no fer2013-device.npz beside the zip")
+    from_zip, _ = store.prepare(tmp_path / "data", source=SHARED_ZIP)
+    from_npz = read_competition(device)
+    assert np.array_equal(from_npz.x_train, from_zip.x_train) and np.array_equal(from_npz.x_test, from_zip.x_test)
+    assert np.array_equal(from_npz.y_train, from_zip.y_train) and np.array_equal(from_npz.test_ids, from_zip.test_ids)
+    assert from_npz.train_sha256 == from_zip.train_sha256

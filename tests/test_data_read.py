@@ -137,3 +137,34 @@ def test_missing_source_and_source_without_competition_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="neither train.csv"):
         read_competition(tmp_path / "empty")
+
+
+def test_device_npz_reads_the_same_pixels_and_data_identity_as_the_csv(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from fer_kaggle.data.demo import generate
+
+    images, labels = generate(40, seed=9)
+    blobs = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=90)
+        blobs.append(np.frombuffer(buf.getvalue(), dtype=np.uint8))
+    decoded = np.stack([np.asarray(Image.open(io.BytesIO(b.tobytes())).convert("L")) for b in blobs])
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])])
+    np.savez(tmp_path / "device.npz", jpeg=np.concatenate(blobs), offsets=offsets,
+             train_labels=labels[:30].astype(np.int8), test_ids=np.arange(10, dtype=np.int32))
+    comp = read_competition(tmp_path / "device.npz")
+    assert np.array_equal(comp.x_train, decoded[:30]) and np.array_equal(comp.x_test, decoded[30:])
+    assert comp.y_train.tolist() == labels[:30].tolist() and comp.test_ids.tolist() == list(range(10))
+    # The same rows as Kaggle's train.csv have the same identity, so folds made from either fit both.
+    text = "label,feature\n" + "".join(f"{c},{' '.join(map(str, im.ravel()))}\n" for c, im in zip(labels[:30], decoded[:30]))
+    test = "id,feature\n" + "".join(f"{i},{' '.join(map(str, im.ravel()))}\n" for i, im in enumerate(decoded[30:]))
+    csv_comp = read_competition(write_files(tmp_path / "csv", {"train.csv": text, "test.csv": test}))
+    assert csv_comp.train_sha256 == comp.train_sha256
+    np.savez(tmp_path / "bad.npz", jpeg=np.concatenate(blobs), offsets=offsets[:-1],
+             train_labels=labels[:30].astype(np.int8), test_ids=np.arange(10, dtype=np.int32))
+    with pytest.raises(DataError, match="bad.npz: offsets describe 39 images"):
+        read_competition(tmp_path / "bad.npz")

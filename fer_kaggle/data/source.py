@@ -1,4 +1,5 @@
-"""Reading a competition from what a user has: the Kaggle zip, an extracted directory, or CSVs.
+"""Reading a competition from what a user has: the Kaggle zip, an extracted directory, CSVs,
+or the compact `.npz` of JPEG bytes carried to GPU machines.
 
 Two layouts are understood:
 - NTU: `train.csv` (label,feature), `test.csv` (id,feature), optional `sample_submission.csv`
@@ -8,6 +9,7 @@ Two layouts are understood:
 """
 
 import hashlib
+import io
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from fer_kaggle.errors import DataError
 NTU_FILES = ("train.csv", "test.csv", "sample_submission.csv", "test_labels.csv")
 FER2013_FILE = "fer2013.csv"
 FER2013_USAGE = {"Training": "train", "PublicTest": "test", "PrivateTest": "test"}
+DEVICE_SUFFIX = ".npz"
 
 
 @dataclass
@@ -85,7 +88,10 @@ def _is_fer2013(path: Path):
 
 def fingerprint(path) -> str:
     """sha256 over the bytes of every competition file the source holds."""
-    files = CompetitionFiles(Path(path))
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == DEVICE_SUFFIX:
+        return _sha256_file(path)
+    files = CompetitionFiles(path)
     h = hashlib.sha256()
     if files.zip is None:
         for name in sorted(n for n in files.names if n in NTU_FILES + (FER2013_FILE,)):
@@ -106,6 +112,8 @@ def _sha256_file(path):
 def read_competition(path) -> Competition:
     """Parse the competition at `path` (zip, directory or CSV), validating every row."""
     path = Path(path)
+    if path.is_file() and path.suffix.lower() == DEVICE_SUFFIX:
+        return _read_device_npz(path)
     files = CompetitionFiles(path)
     if "train.csv" in files.names:
         return _read_ntu(files)
@@ -164,6 +172,55 @@ def _read_fer2013(files: CompetitionFiles) -> Competition:
         source=str(files.path),
         test_labels=table.keys[~is_train],
     )
+
+
+def _read_device_npz(path: Path) -> Competition:
+    """The compact form carried to GPU machines: the JPEG bytes of every image back to back
+    (train rows, then test rows), their offsets, the train labels and the test ids."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            jpeg, offsets = z["jpeg"], z["offsets"]
+            labels, test_ids = z["train_labels"].astype(np.int64), z["test_ids"].astype(np.int64)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise DataError(path, f"not a device npz with jpeg, offsets, train_labels and test_ids ({e})") from None
+    n_train, n = len(labels), len(offsets) - 1
+    if n != n_train + len(test_ids) or np.any(np.diff(offsets) <= 0) or offsets[-1] != len(jpeg):
+        raise DataError(path, f"offsets describe {n} images, expected {n_train} train + {len(test_ids)} test")
+    bad = np.flatnonzero((labels < 0) | (labels >= len(CLASS_NAMES)))
+    if len(bad):
+        raise DataError(path, f"train label {labels[bad[0]]} of row {bad[0]} is outside 0-{len(CLASS_NAMES) - 1}")
+    images = np.stack([_decode_jpeg(jpeg[offsets[i] : offsets[i + 1]], path, i) for i in range(n)])
+    return Competition(
+        x_train=images[:n_train],
+        y_train=labels,
+        x_test=images[n_train:],
+        test_ids=test_ids,
+        train_sha256=canonical_train_sha256(labels, images[:n_train]),
+        source=str(path),
+    )
+
+
+def _decode_jpeg(data, path, index):
+    from PIL import Image
+
+    try:
+        image = np.asarray(Image.open(io.BytesIO(data.tobytes())).convert("L"))
+    except Exception as e:
+        raise DataError(path, f"image {index} is not a readable JPEG ({e})") from None
+    if image.shape != (48, 48):
+        raise DataError(path, f"image {index} is {image.shape[1]}x{image.shape[0]}, expected 48x48")
+    return image
+
+
+def canonical_train_sha256(labels, images):
+    """sha256 of the train.csv that Kaggle serves for these rows (`label,feature`, single
+    spaces, LF): the data identity of a source that holds no train.csv, so folds and OOF made
+    from the device npz match those made from the competition zip."""
+    digits = [str(v).encode() for v in range(256)]
+    h = hashlib.sha256(b"label,feature\n")
+    for label, image in zip(labels.tolist(), images.reshape(len(labels), -1)):
+        h.update(str(label).encode() + b"," + b" ".join([digits[v] for v in image.tolist()]) + b"\n")
+    return h.hexdigest()
 
 
 def _check_unique_ids(ids, lines, name):

@@ -30,10 +30,12 @@ def vgg_ccp(input_shape, num_classes, filters=(64, 128, 256, 512), dense=(1024, 
     return keras.Model(inputs, classifier(x, num_classes), name="vgg_ccp")
 
 
-@register_model("conv5x5_4")
-def conv5x5_4(input_shape, num_classes, filters=(64, 128, 256, 256), dense=256, dropout=0.4,
-              act="leaky_relu", normalization="standardize"):
-    """Four 5x5 conv blocks with batch norm, LeakyReLU(0.2), max-pool, dropout 0.4; dense 256 (about 3.3M)."""
+@register_model("conv5x5_4", filters=(64, 128, 256, 256), dense=256, dropout=0.4, act="leaky_relu")
+@register_model("conv5x5_box3", filters=(64, 128, 256), dense=128, dropout=0.3, act="relu")
+def conv5x5(input_shape, num_classes, filters=(64, 128, 256, 256), dense=256, dropout=0.4, act="leaky_relu",
+            normalization="standardize"):
+    """5x5 conv blocks with batch norm, max-pool and dropout, then a dense layer: conv5x5_4 is four
+    blocks with LeakyReLU(0.2), dropout 0.4, dense 256 (about 3.3M); conv5x5_box3 three boxes (about 2.2M)."""
     inputs, x = model_input(input_shape, normalization)
     for f in filters:
         x = conv_bn_act(x, f, 5, act)
@@ -41,7 +43,7 @@ def conv5x5_4(input_shape, num_classes, filters=(64, 128, 256, 256), dense=256, 
         x = layers.Dropout(dropout)(x)
     x = layers.Flatten()(x)
     x = _dense_block(x, dense, act, dropout)
-    return keras.Model(inputs, classifier(x, num_classes), name="conv5x5_4")
+    return keras.Model(inputs, classifier(x, num_classes), name="conv5x5")
 
 
 @register_model("conv7")
@@ -57,17 +59,3 @@ def conv7(input_shape, num_classes, filters=(16, 32, 64, 128, 256, 512, 512), po
     for units in dense:
         x = _dense_block(x, units, act, dropout)
     return keras.Model(inputs, classifier(x, num_classes), name="conv7")
-
-
-@register_model("conv5x5_box3")
-def conv5x5_box3(input_shape, num_classes, filters=(64, 128, 256), dense=128, dropout=0.3,
-                 act="relu", normalization="standardize"):
-    """Three 5x5 conv boxes with batch norm, pooling and dropout (about 2.2M)."""
-    inputs, x = model_input(input_shape, normalization)
-    for f in filters:
-        x = conv_bn_act(x, f, 5, act)
-        x = layers.MaxPooling2D()(x)
-        x = layers.Dropout(dropout)(x)
-    x = layers.Flatten()(x)
-    x = _dense_block(x, dense, act, dropout)
-    return keras.Model(inputs, classifier(x, num_classes), name="conv5x5_box3")
