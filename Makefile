@@ -22,7 +22,7 @@ ifneq ($(COMPETITION),)
 export COMPETITION
 endif
 
-.PHONY: install data folds cv leaderboard blend submit models test bench clean-venv
+.PHONY: install data folds cv leaderboard blend submit report models test bench clean-venv
 
 install: $(BIN)/.installed
 
@@ -50,6 +50,9 @@ blend: folds
 
 submit: data
 	$(FK) submit --latest $(if $(COMPETITION),--competition $(COMPETITION)) --message "$(MESSAGE)" --wait
+
+report: data
+	$(FK) report $(if $(VARIANT),--variant $(VARIANT))
 
 models: install
 	$(FK) models

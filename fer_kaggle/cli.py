@@ -192,6 +192,23 @@ def cmd_submissions(args):
               f"{'' if public is None else f'{public:.4f}':>7s} {'' if private is None else f'{private:.4f}':>7s}")
 
 
+def cmd_report(args):
+    from fer_kaggle.data import store
+    from fer_kaggle.diagnostics.report import Report
+
+    comp = store.load(args.data_dir)
+    _, folds = _folds(args.oof_dir, comp)
+    target = args.variant or (f"blend-{args.blend}" if args.blend and not args.blend.startswith("blend-") else args.blend)
+    report = Report(comp, folds, args.oof_dir, args.out, target=target, progress=lambda m: print(m, flush=True),
+                    per_class=args.per_class, lime_samples=args.lime_samples, ascent_steps=args.ascent_steps)
+    sections = report.make(_names(args.only))
+    for name, title, figures, _ in sections:
+        for png, _ in figures:
+            print(f"report: {name}: {png}")
+    if not args.only:
+        print(f"report: {args.out}/index.html ({report.target})")
+
+
 def _bincount(labels):
     import numpy as np
 
@@ -257,6 +274,18 @@ def build_parser():
 
     p = sub.add_parser("submissions", help="list local submissions with CV and leaderboard scores")
     p.set_defaults(func=cmd_submissions)
+
+    p = sub.add_parser("report", help="figures and one HTML page: confusion, curves, CNN vs DNN, saliency, filters, LIME")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--variant", help="the variant to study (default: the best on the leaderboard)")
+    group.add_argument("--blend", help="a blend method from `fer-kaggle blend` (its model figures use its heaviest member)")
+    p.add_argument("--only", help="comma-separated figures: confusion, misclassified, curves, compare, ablations, "
+                                  "saliency, filters, lime (index.html is written only for the full report)")
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--per-class", type=int, default=2, help="LIME images per class (default 2)")
+    p.add_argument("--lime-samples", type=int, default=300, help="LIME perturbed samples per image (default 300)")
+    p.add_argument("--ascent-steps", type=int, default=60, help="gradient ascent steps for filters (default 60)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="benchmarks, each against its baseline in the same run")
     p.add_argument("--source", help="competition to parse (default: the one in use)")

@@ -1,0 +1,75 @@
+"""A CNN against a DNN of the same parameter count, and ablations between CV runs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fer_kaggle import atomic
+from fer_kaggle.diagnostics.curves import read_history
+
+
+def matched_dnn(oof_dir, cnn_params, tolerance=0.05):
+    """A finished DNN variant in oof/ within `tolerance` of the CNN's parameter count, or None."""
+    for config_path in sorted(Path(oof_dir).glob("*/config.json")):
+        config = atomic.read_json(config_path)
+        if config["model"].startswith("dnn") and (config_path.parent / "metrics.json").exists():
+            if abs(config["params"] - cnn_params) <= tolerance * cnn_params:
+                return config_path.parent
+    return None
+
+
+def train_matched_dnn(cnn_dir, comp, folds, workdir, progress=print):
+    """Train a DNN sized to the CNN's parameter count on fold 0, with the CNN's fold-0 epochs
+    and training settings (resumable). Returns its fold-0 summary and history."""
+    from fer_kaggle import train
+    from fer_kaggle.cv import split_rows
+    from fer_kaggle.models import create_model
+
+    config = atomic.read_json(Path(cnn_dir) / "config.json")
+    done = atomic.read_json(Path(cnn_dir) / "fold0" / "done.json")
+    cfg = {**config["train"], "epochs": done["epochs"], "early_stopping_patience": 0}
+    train_rows, valid_rows = split_rows(folds, 0)
+    train.configure_backend()
+    model, state = train.fit(
+        lambda: create_model("dnn_s", target_params=config["params"]),
+        comp.x_train[train_rows], comp.y_train[train_rows], comp.x_train[valid_rows], comp.y_train[valid_rows],
+        cfg, workdir, on_epoch=lambda s: progress(f"matched DNN, fold 1 epoch {s.epoch}/{s.planned_epochs}"),
+    )
+    probs = train.predict(model, comp.x_train[valid_rows], tta=cfg["tta"])
+    return {
+        "params": int(model.count_params()),
+        "accuracy": train.accuracy(probs, comp.y_train[valid_rows]),
+        "log_loss": train.log_loss(probs, comp.y_train[valid_rows]),
+        "seconds_per_epoch": float(np.mean([h["seconds"] for h in state.history])),
+    }, state.history
+
+
+def fold0_summary(variant_dir):
+    done = atomic.read_json(Path(variant_dir) / "fold0" / "done.json")
+    config = atomic.read_json(Path(variant_dir) / "config.json")
+    history = read_history(Path(variant_dir) / "fold0" / "history.csv")
+    return {"params": config["params"], "accuracy": done["accuracy"], "log_loss": done["log_loss"],
+            "seconds_per_epoch": float(np.mean([h["seconds"] for h in history]))}, history
+
+
+def ablations(oof_dir):
+    """Pairs of finished variants whose configs differ in exactly one setting:
+    [(setting, value a, variant a, accuracy a, value b, variant b, accuracy b)]."""
+    runs = []
+    for config_path in sorted(Path(oof_dir).glob("*/config.json")):
+        metrics_path = config_path.parent / "metrics.json"
+        if metrics_path.exists():
+            config = atomic.read_json(config_path)
+            flat = {"model": config["model"], **{f"model.{k}": json.dumps(v) for k, v in config["model_hp"].items()},
+                    **{k: json.dumps(v) for k, v in config["train"].items()}}
+            runs.append((config_path.parent.name, flat, atomic.read_json(metrics_path)))
+    rows = []
+    for i, (name_a, a, ma) in enumerate(runs):
+        for name_b, b, mb in runs[i + 1 :]:
+            differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            if len(differ) == 1:
+                k = differ[0]
+                rows.append((k, a.get(k), name_a, ma["accuracy"], ma["log_loss"], b.get(k), name_b, mb["accuracy"], mb["log_loss"]))
+    return rows
+

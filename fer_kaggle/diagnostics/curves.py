@@ -1,0 +1,39 @@
+"""Training curves of every fold of a variant: train against validation, per epoch."""
+
+import csv
+from pathlib import Path
+
+from fer_kaggle.diagnostics.plots import figure, save
+
+
+def read_history(path):
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def fold_histories(variant_dir):
+    return [read_history(p) for p in sorted(Path(variant_dir).glob("fold*/history.csv"))]
+
+
+def plot_curves(histories_by_name, path, title="Training curves"):
+    """histories_by_name: {label: [fold history, ...]}; loss and accuracy, train dashed."""
+    fig, (ax_loss, ax_acc) = figure("wide", ncols=2)
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    for c, (name, histories) in enumerate(histories_by_name.items()):
+        color = colors[c % len(colors)]
+        for k, h in enumerate(histories):
+            epochs = [r["epoch"] for r in h]
+            label = name if k == 0 else None
+            ax_loss.plot(epochs, [r["loss"] for r in h], "--", color=color, alpha=0.6)
+            ax_loss.plot(epochs, [r["val_loss"] for r in h], "-", color=color, label=label)
+            ax_acc.plot(epochs, [r["accuracy"] for r in h], "--", color=color, alpha=0.6)
+            ax_acc.plot(epochs, [r["val_accuracy"] for r in h], "-", color=color, label=label)
+    for ax, what in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.set_title(f"{what}: validation (solid), train (dashed), one line per fold")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, path)
