@@ -17,12 +17,18 @@ TIME_LIMIT ?=
 COMPETITION ?=
 FORCE ?=
 METHOD ?= best
+SEARCH ?= search
+FAMILY ?= xception
+MAX_PARAMS ?=
+TUNER ?= hyperband
+WORKERS ?=
+ORACLE_PORT ?= 8000
 MESSAGE ?= fer-kaggle $(shell date +%Y-%m-%dT%H:%M)
 ifneq ($(COMPETITION),)
 export COMPETITION
 endif
 
-.PHONY: install data folds cv leaderboard blend submit report models test bench clean-venv
+.PHONY: install data folds cv tune leaderboard blend submit report models test bench clean-venv
 
 install: $(BIN)/.installed
 
@@ -41,6 +47,20 @@ folds: data
 cv: folds
 	$(FK) cv $(if $(PRESET),--preset $(PRESET)) $(if $(VARIANTS),--variants $(VARIANTS)) \
 	  $(if $(JOBS),--jobs $(JOBS)) $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT))
+
+TUNE := $(FK) tune --search $(SEARCH) --family $(FAMILY) --tuner $(TUNER) $(if $(PRESET),--preset $(PRESET)) \
+	$(if $(MAX_PARAMS),--max-params $(MAX_PARAMS)) $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT))
+
+# WORKERS=N: keras-tuner's distributed mode on this machine, a chief (the oracle) and N workers.
+tune: folds
+ifeq ($(WORKERS),)
+	$(TUNE)
+else
+	export KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=$(ORACLE_PORT); \
+	KERASTUNER_TUNER_ID=chief $(TUNE) --threads 1 & chief=$$!; sleep 5; \
+	for i in $$(seq 1 $(WORKERS)); do KERASTUNER_TUNER_ID=tuner$$i $(TUNE) --threads 1 > tuning/$(SEARCH)-worker$$i.log 2>&1 & done; \
+	wait $$chief; wait
+endif
 
 leaderboard: install
 	$(FK) leaderboard

@@ -59,7 +59,7 @@ def cmd_cv(args):
     comp = store.load(args.data_dir)
     folds_meta, folds = _folds(args.oof_dir, comp)
     preset = args.preset or ("demo" if comp.is_demo else "cpu")
-    variants = presets.resolve(preset, _names(args.variants), presets.parse_settings(args.set), args.tag)
+    variants = presets.resolve(preset, _names(args.variants), presets.parse_settings(args.set), args.tag, args.tuning_dir)
     time_limit = args.time_limit if args.time_limit is not None else presets.PRESETS[preset]["time_limit"]
     jobs = args.jobs or presets.PRESETS[preset]["jobs"]
     limit = f", time limit {time_limit:.0f}s" if time_limit else ""
@@ -112,6 +112,48 @@ def cmd_models(args):
         model = create_model(name)
         doc = (builder_of(name).__doc__ or "").strip().splitlines()[0]
         print(f"{name:14s} {model.count_params():11,d} {count_flops(model) / 1e6:13.1f}  {doc}")
+
+
+def cmd_tune(args):
+    from fer_kaggle import presets, tuning
+    from fer_kaggle.data import store
+    from fer_kaggle.train import configure_backend
+
+    comp = store.load(args.data_dir)
+    _, folds = _folds(args.oof_dir, comp)
+    preset = args.preset or ("smoke" if comp.is_demo else "cpu")
+    base_train = presets.resolve(preset, ["cnn_tiny"], presets.parse_settings(args.set))[0].train
+    configure_backend(args.threads)
+    target = None
+    if args.match_params:
+        target = _params_of(args.match_params, args.oof_dir)
+        print(f"tune: sizing {args.family} to {target:,} parameters, those of {args.match_params}")
+    folds_to_use = [int(k) for k in args.folds.split(",")]
+    rows = tuning.search(args.search, args.family, (comp.x_train, comp.y_train, folds), base_train, folds_to_use,
+                         tuner=args.tuner, max_params=args.max_params, trials=args.trials, max_epochs=args.max_epochs,
+                         target_params=target, tuning_dir=args.tuning_dir, seed=args.seed, top=args.top,
+                         time_limit=args.time_limit)
+    if not rows:
+        print("tune: worker finished; the chief summarizes and exports")
+        return
+    print(f"{'trial':6s} {'status':10s} {'params':>10s} {'val_acc':>8s} {'seconds':>8s}  hyperparameters")
+    for r in rows:
+        params = f"{r['params']:,}" if r["params"] else ""
+        score = f"{r['score']:.4f}" if r["score"] is not None else ""
+        secs = f"{r['seconds']:.0f}" if r["seconds"] is not None else ""
+        print(f"{r['trial']:6s} {r['status']:10s} {params:>10s} {score:>8s} {secs:>8s}  {r['hyperparameters']}")
+    skipped = sum(r["status"] == "FAILED" for r in rows)
+    print(f"tune: {len(rows) - skipped} trials run, {skipped} skipped (over the parameter budget or failed); "
+          f"best exported to {args.tuning_dir}/{args.search}/best/ (train them: fer-kaggle cv --variants tuned:{args.search})")
+
+
+def _params_of(variant, oof_dir):
+    """The parameter count of a finished variant in oof/, or of a registered model."""
+    from fer_kaggle.atomic import read_json
+    from fer_kaggle.models import create_model
+
+    config = Path(oof_dir) / variant / "config.json"
+    return int(read_json(config)["params"]) if config.exists() else int(create_model(variant).count_params())
 
 
 def cmd_blend(args):
@@ -219,6 +261,8 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="fer-kaggle", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("FER_KAGGLE_DATA_DIR", "data"), help="the data folder (default: data)")
     parser.add_argument("--oof-dir", default=os.environ.get("FER_KAGGLE_OOF_DIR", "oof"), help="the OOF folder (default: oof)")
+    parser.add_argument("--tuning-dir", default=os.environ.get("FER_KAGGLE_TUNING_DIR", "tuning"),
+                        help="the tuning folder (default: tuning)")
     parser.add_argument("--submissions-dir", default=os.environ.get("FER_KAGGLE_SUBMISSIONS_DIR", "submissions"),
                         help="the submissions folder (default: submissions)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -248,6 +292,23 @@ def build_parser():
     p.add_argument("--threads", type=int, help="threads per fold job (default: cores / jobs)")
     p.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to run the fold jobs on")
     p.set_defaults(func=cmd_cv)
+
+    p = sub.add_parser("tune", help="keras-tuner architecture search under a parameter budget")
+    p.add_argument("--search", required=True, help="the search's name: tuning/<search>/ (resumable)")
+    p.add_argument("--family", default="xception", help="search space: xception, resnet, vgg, dnn, cnn_tiny")
+    p.add_argument("--preset", help="training settings of this preset (default: smoke on the demo data, else cpu)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training setting (repeatable)")
+    p.add_argument("--max-params", type=int, help="parameter budget: larger configurations are skipped untrained")
+    p.add_argument("--match-params", metavar="VARIANT", help="size the model (dnn) to this variant's parameter count")
+    p.add_argument("--tuner", default="hyperband", help="hyperband (default), bayesian or random")
+    p.add_argument("--trials", type=int, default=10, help="valid trials for bayesian and random (default 10)")
+    p.add_argument("--max-epochs", type=int, help="hyperband's largest epoch budget (default: the preset's epochs)")
+    p.add_argument("--folds", default="0", help="folds scored per trial, e.g. 0,1,2 (default 0)")
+    p.add_argument("--top", type=int, default=3, help="configurations to export (default 3)")
+    p.add_argument("--time-limit", type=float, help="no new trial starts after this many seconds")
+    p.add_argument("--threads", type=int, help="threads for training")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("leaderboard", help="rank the variants (and blends) in oof/")
     p.set_defaults(func=cmd_leaderboard)

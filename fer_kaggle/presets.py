@@ -45,11 +45,12 @@ PRESETS = {
 }
 
 
-def resolve(preset, variants=None, settings=None, tag=None):
+def resolve(preset, variants=None, settings=None, tag=None, tuning_dir="tuning"):
     """The variants to train: the preset's (or `variants`), with `settings` applied.
 
     A setting whose key is a training setting changes the training config; any other key is
-    a model hyperparameter override (checked against each model's builder)."""
+    a model hyperparameter override (checked against each model's builder). A name
+    `tuned:<search>` (or `tuned:<search>/<variant>`) is a variant exported by `fer-kaggle tune`."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     spec = PRESETS[preset]
@@ -57,11 +58,19 @@ def resolve(preset, variants=None, settings=None, tag=None):
     train_settings = {k: v for k, v in settings.items() if k in DEFAULTS}
     model_settings = {k: v for k, v in settings.items() if k not in DEFAULTS}
     train_cfg = resolve_config(**{**spec["train"], **train_settings})
-    names = variants or spec["variants"]
-    return [
-        Variant(name=f"{name}-{tag}" if tag else name, model=name, model_hp=dict(model_settings), train=dict(train_cfg))
-        for name in names
-    ]
+    out = []
+    for name in variants or spec["variants"]:
+        if name.startswith("tuned:"):  # exported by `fer-kaggle tune`: their own model and training config
+            from fer_kaggle.tuning import load_exported
+
+            for v in load_exported(name, tuning_dir):
+                cfg = resolve_config(**{**v["train"], **train_settings})
+                out.append(Variant(name=f"{v['name']}-{tag}" if tag else v["name"], model=v["model"],
+                                   model_hp={**v["model_hp"], **model_settings}, train=cfg))
+            continue
+        out.append(Variant(name=f"{name}-{tag}" if tag else name, model=name, model_hp=dict(model_settings),
+                           train=dict(train_cfg)))
+    return out
 
 
 def parse_settings(pairs):

@@ -32,11 +32,11 @@ def test_registry_errors_and_none_overrides():
         create_model("cnn_tiny", normalization="bogus")
 
 
-@pytest.mark.parametrize("target", [40_000, 330_503, 2_000_000])
+@pytest.mark.parametrize("target", [20_000, 53_447, 330_503, 2_000_000, 10_476_487])
 def test_dnn_matches_a_parameter_count_within_one_percent(target):
     model = create_model("dnn_s", target_params=target)
     assert abs(model.count_params() - target) / target < 0.01
-    assert dnn_params(2304, 128, 3, 7) == create_model("dnn_s").count_params()
+    assert dnn_params(2304, [128] * 3, 7) == create_model("dnn_s").count_params()
 
 
 def test_flops_of_a_known_layer():
