@@ -6,6 +6,8 @@ in `_`. They are fit on OOF predictions only. `nested_cv` scores a blender hones
 weights are fit on the other folds' OOF rows and scored on the held-out fold's rows.
 """
 
+import warnings
+
 import numpy as np
 
 from fer_kaggle.errors import ConfigError
@@ -135,7 +137,9 @@ class StackBlend:
         n_classes = _stack(oofs).shape[2]
         splitter = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
         self.model_ = LogisticRegressionCV(Cs=list(self.Cs), cv=splitter, scoring="neg_log_loss", max_iter=500)
-        self.model_.fit(self._features(oofs), y)
+        with warnings.catch_warnings():  # scikit-learn's notices of coming API changes, not about this fit
+            warnings.simplefilter("ignore", FutureWarning)
+            self.model_.fit(self._features(oofs), y)
         self.classes_ = np.arange(n_classes)
         self.C_ = float(np.ravel(self.model_.C_)[0])
         return self
