@@ -64,6 +64,18 @@ def test_saliency_uses_held_out_rows_of_that_folds_model(report_dir):
         assert not set(saved["rows"]) & set(rows["train_rows"].tolist())
 
 
+def test_a_blend_is_studied_through_its_best_member(report_dir):
+    from fer_kaggle.atomic import read_json
+    from fer_kaggle.blend import run_blend
+
+    comp, folds, tmp = report_dir
+    run_blend(comp, folds, read_json(tmp / "oof" / "folds.json"), tmp / "oof", tmp / "subs", method="stack",
+              log=lambda m: None)
+    report = Report(comp, folds, tmp / "oof", tmp / "blend-report", target="blend-stack", progress=lambda m: None)
+    assert report.model_variant == "cnn"  # a stack has no weight per member: its most accurate member
+    assert report.make(["confusion"])[0][0] == "confusion"
+
+
 def test_one_figure_alone(report_dir):
     comp, folds, tmp = report_dir
     out = tmp / "alone"

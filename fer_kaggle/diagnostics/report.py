@@ -37,14 +37,18 @@ class Report:
     @property
     def model_variant(self):
         """The variant whose fold models the model-based figures use: the target itself, or
-        the member of a blend with the largest weight."""
+        the member of a blend with the largest weight (the most accurate member when the
+        blend has no weights per member, as a stack)."""
         if (self.target_dir / "config.json").exists():
             return self.target
-        weights = atomic.read_json(self.target_dir / "metrics.json").get("weights", {})
-        members = [m for m in weights if (self.oof_dir / m / "config.json").exists()]
+        metrics = atomic.read_json(self.target_dir / "metrics.json")
+        weights = metrics.get("weights", {})
+        members = [m for m in metrics.get("members", []) if (self.oof_dir / m / "config.json").exists()]
         if not members:
-            raise ConfigError(f"blend {self.target} records no member weights")
-        return max(members, key=lambda m: weights[m])
+            raise ConfigError(f"blend {self.target} records no members with finished CV")
+        if all(m in weights for m in members):
+            return max(members, key=lambda m: weights[m])
+        return max(members, key=lambda m: atomic.read_json(self.oof_dir / m / "metrics.json")["accuracy"])
 
     @property
     def cnn_variant(self):
