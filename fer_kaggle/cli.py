@@ -54,7 +54,7 @@ def cmd_bench(args):
 def cmd_cv(args):
     from fer_kaggle import presets
     from fer_kaggle.cv import run_cv
-    from fer_kaggle.data import load_folds, store
+    from fer_kaggle.data import store
 
     comp = store.load(args.data_dir)
     folds_meta, folds = _folds(args.oof_dir, comp)
