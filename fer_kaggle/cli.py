@@ -350,7 +350,7 @@ def build_parser():
 
     p = sub.add_parser("bench", help="benchmarks, each against its baseline in the same run")
     p.add_argument("--source", help="competition to parse (default: the one in use)")
-    p.add_argument("--repeats", type=int, default=1, help="best of N runs (default 1)")
+    p.add_argument("--repeats", type=int, default=3, help="best of N runs of each reader (default 3)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -52,7 +52,11 @@ def _line_spans(data: bytes, offset: int):
     """Start, end (exclusive, surrounding whitespace and CR excluded) and 1-based line number
     of each non-blank line after the header."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf[offset:] == 10) + offset
+    newlines, position = [], data.find(b"\n", offset)
+    while position >= 0:  # memchr per line: faster than comparing every byte in numpy
+        newlines.append(position)
+        position = data.find(b"\n", position + 1)
+    newlines = np.asarray(newlines, dtype=np.int64)
     starts = np.concatenate([[offset], newlines + 1])
     ends = np.concatenate([newlines, [len(data)]])
     line_numbers = np.arange(2, len(starts) + 2)  # the header is line 1
