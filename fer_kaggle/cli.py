@@ -59,6 +59,8 @@ def cmd_cv(args):
     comp = store.load(args.data_dir)
     folds_meta, folds = _folds(args.oof_dir, comp)
     preset = args.preset or ("demo" if comp.is_demo else "cpu")
+    if "backend" in presets.PRESETS.get(preset, {}) and "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", presets.PRESETS[preset]["backend"])
     variants = presets.resolve(preset, _names(args.variants), presets.parse_settings(args.set), args.tag, args.tuning_dir)
     time_limit = args.time_limit if args.time_limit is not None else presets.PRESETS[preset]["time_limit"]
     jobs = args.jobs or presets.PRESETS[preset]["jobs"]

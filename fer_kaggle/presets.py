@@ -41,6 +41,7 @@ PRESETS = {
                   "early_stopping_patience": 0, "mixed_precision": True},
         "time_limit": 1140,
         "jobs": 1,
+        "backend": "jax",  # used unless KERAS_BACKEND is set
     },
 }
 
