@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic
-from fer_kaggle.ensemble import BLENDERS, BestBlend, accuracy, log_loss, make_blender, nested_cv
+from fer_kaggle.ensemble import BLENDERS, BestBlend, make_blender, nested_cv
+from fer_kaggle.metrics import accuracy, log_loss
 from fer_kaggle.errors import ConfigError
 from fer_kaggle.submit import write_submission
 

@@ -18,8 +18,9 @@ DEFAULT_COMPETITION = os.environ.get("COMPETITION") or "challenges-in-representa
 
 def cmd_data(args):
     from fer_kaggle.data import store
+    from fer_kaggle.data.download import kaggle_credentials_present
 
-    credentials = args.competition if store.kaggle_credentials_present() else None
+    credentials = args.competition if kaggle_credentials_present() else None
     comp, kind = store.prepare(args.data_dir, source=args.source, download=args.competition if args.download else None,
                                demo=args.demo, credentials=credentials)
     if kind == "demo" and not args.demo:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic
+from fer_kaggle import atomic, metrics
 from fer_kaggle.errors import ConfigError, IntegrityError
 
 PREDICT_RESERVE = 0.1  # share of a fold's time budget kept for TTA prediction
@@ -87,8 +87,8 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_budget=None, threa
         os.replace(keras_path, tmp)
     done = {
         "fold": k,
-        "accuracy": train.accuracy(valid_probs, y[valid_rows]),
-        "log_loss": train.log_loss(valid_probs, y[valid_rows]),
+        "accuracy": metrics.accuracy(valid_probs, y[valid_rows]),
+        "log_loss": metrics.log_loss(valid_probs, y[valid_rows]),
         "epochs": state.epoch,
         "best_epoch": state.best_epoch + 1,
         "stopped": state.stopped,
@@ -308,18 +308,16 @@ def _run_parallel(pending, costs, budget_for, comp, folds, oof_dir, jobs, schedu
 
 def finalize_variant(variant_dir, comp, folds):
     """Assemble oof.npy, test.npy and metrics.json of a variant whose folds are all done."""
-    from fer_kaggle import train
-
     variant_dir = Path(variant_dir)
     config = atomic.read_json(variant_dir / "config.json")
     n_classes = len(comp.class_names)
     oof, test, dones = assemble(variant_dir, folds, comp.y_train, n_classes)
     fold_acc = [d["accuracy"] for d in dones]
-    metrics = {
+    summary = {
         "variant": config["variant"],
         "model": config["model"],
-        "accuracy": train.accuracy(oof, comp.y_train),
-        "log_loss": train.log_loss(oof, comp.y_train),
+        "accuracy": metrics.accuracy(oof, comp.y_train),
+        "log_loss": metrics.log_loss(oof, comp.y_train),
         "fold_accuracy": fold_acc,
         "fold_accuracy_std": float(np.std(fold_acc)),
         "params": config["params"],
@@ -329,11 +327,11 @@ def finalize_variant(variant_dir, comp, folds):
         "predict_seconds": round(sum(d["predict_seconds"] for d in dones), 1),
     }
     if comp.test_labels is not None:  # the demo (and fer2013.csv) can score its test set
-        metrics["test_accuracy"] = train.accuracy(test, comp.test_labels)
+        summary["test_accuracy"] = metrics.accuracy(test, comp.test_labels)
     atomic.write_npy(variant_dir / "oof.npy", oof)
     atomic.write_npy(variant_dir / "test.npy", test)
-    atomic.write_json(variant_dir / "metrics.json", metrics)
-    return metrics
+    atomic.write_json(variant_dir / "metrics.json", summary)
+    return summary
 
 
 LEADERBOARD_COLUMNS = ("name", "kind", "accuracy", "log_loss", "fold_accuracy_std", "params", "flops",

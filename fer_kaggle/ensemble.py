@@ -11,17 +11,7 @@ import warnings
 import numpy as np
 
 from fer_kaggle.errors import ConfigError
-
-EPS = 1e-7
-
-
-def log_loss(probs, y):
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], EPS, 1.0))))
-
-
-def accuracy(probs, y):
-    return float(np.mean(probs.argmax(axis=1) == y))
-
+from fer_kaggle.metrics import EPS, accuracy, log_loss
 
 def _stack(probs):
     arr = np.stack([np.asarray(p, dtype=np.float64) for p in probs])

@@ -13,12 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic
+from fer_kaggle.data.download import CREDENTIALS_HELP, kaggle_credentials_present
 from fer_kaggle.errors import SubmissionError
-
-CREDENTIALS_HELP = (
-    "put your API token in ~/.kaggle/kaggle.json (Kaggle > Settings > Create New Token, then chmod 600) "
-    "or set KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY)"
-)
 
 
 def check_submission(ids, labels, expected_ids, n_classes, name="submission"):
@@ -97,8 +93,6 @@ class KaggleClient:
     @property
     def api(self):
         if self._api is None:
-            from fer_kaggle.data.store import kaggle_credentials_present
-
             if not kaggle_credentials_present():
                 raise SubmissionError(f"no Kaggle credentials: {CREDENTIALS_HELP}")
             try:

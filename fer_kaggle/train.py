@@ -20,6 +20,7 @@ import numpy as np
 
 from fer_kaggle import atomic
 from fer_kaggle.errors import ConfigError
+from fer_kaggle.metrics import accuracy, log_loss
 
 DEFAULTS = {
     "epochs": 30,  # the most epochs a fold may train
@@ -172,15 +173,6 @@ def predict(model, x, tta="flip", batch_size=256):
     return probs.astype(np.float32)
 
 
-def log_loss(probs, labels):
-    p = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
-    return float(-np.mean(np.log(p)))
-
-
-def accuracy(probs, labels):
-    return float(np.mean(probs.argmax(axis=1) == labels))
-
-
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -315,11 +307,11 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
             state.planned_epochs = _size_epochs(cfg, state, time_budget, started)
         if cfg["early_stopping_patience"] and state.epoch - 1 - state.best_epoch >= cfg["early_stopping_patience"]:
             state.stopped = "early stopping"
-        _save_state(model, state, workdir, save_model=False)
+        _save_state(model, state, workdir, save_model=True)  # the epoch's commit point
         if on_epoch:
             on_epoch(state)
 
-    _save_state(model, state, workdir, save_model=False)
+    _save_state(model, state, workdir, save_model=False)  # why it stopped, when no epoch ran after
     if state.best_weights:
         model.load_weights(workdir / state.best_weights)
     return model, state
@@ -366,7 +358,6 @@ def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, w
         if cfg["schedule"] == "plateau" and state.plateau_wait >= cfg["plateau_patience"]:
             state.plateau_lr = max(cfg["min_learning_rate"], state.plateau_lr * cfg["plateau_factor"])
             state.plateau_wait = 0
-    _save_state(model, state, workdir, save_model=True)
 
 
 def _save_state(model, state, workdir, save_model):

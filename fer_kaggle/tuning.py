@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic
+from fer_kaggle import atomic, metrics
 from fer_kaggle.errors import ConfigError
 
 # ----------------------------------------------------------------------------- search spaces
@@ -105,7 +105,7 @@ def _tuner_class(kind):
             from fer_kaggle.cv import split_rows
 
             hp = trial.hyperparameters
-            self.hypermodel.build(hp)  # the budget check, before any training
+            params = self.hypermodel.build(hp).count_params()  # the budget check, before any training
             cfg = train.resolve_config(**{**self.base_train, **training_space(hp)})
             if "tuner/epochs" in hp.values:
                 cfg["epochs"] = int(hp.values["tuner/epochs"])
@@ -117,8 +117,9 @@ def _tuner_class(kind):
                 model, state = train.fit(lambda: self.hypermodel.build(hp), x[train_rows], y[train_rows],
                                          x[valid_rows], y[valid_rows], cfg, workdir)
                 probs = train.predict(model, x[valid_rows], tta="none")
-                scores.append(train.accuracy(probs, y[valid_rows]))
-            return {"val_accuracy": float(np.mean(scores)), "seconds": time.perf_counter() - started}
+                scores.append(metrics.accuracy(probs, y[valid_rows]))
+            return {"val_accuracy": float(np.mean(scores)), "seconds": time.perf_counter() - started,
+                    "params": float(params)}
 
     return ValidTrialsOracle, FoldTuner
 
@@ -185,15 +186,16 @@ def search(name, family, data, base_train, folds_to_use=(0,), tuner="hyperband",
 def summary(fold_tuner):
     rows = []
     for trial in sorted(fold_tuner.oracle.trials.values(), key=lambda t: t.trial_id):
-        score = trial.metrics.get_best_value("val_accuracy") if trial.metrics.exists("val_accuracy") else None
-        seconds = trial.metrics.get_best_value("seconds") if trial.metrics.exists("seconds") else None
-        params = None
-        if trial.status == "COMPLETED":
-            params = fold_tuner.hypermodel.build(trial.hyperparameters).count_params()
+        score, seconds, params = (_metric(trial, m) for m in ("val_accuracy", "seconds", "params"))
         values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
-        rows.append({"trial": trial.trial_id, "status": trial.status, "params": params, "score": score,
+        rows.append({"trial": trial.trial_id, "status": trial.status,
+                     "params": None if params is None else int(params), "score": score,
                      "seconds": seconds, "hyperparameters": values})
     return rows
+
+
+def _metric(trial, name):
+    return trial.metrics.get_best_value(name) if trial.metrics.exists(name) else None
 
 
 def export_best(fold_tuner, family, base_train, search_dir, top, target_params=None):
@@ -214,8 +216,8 @@ def export_best(fold_tuner, family, base_train, search_dir, top, target_params=N
             cfg["epochs"] = max(cfg["epochs"], int(hp.values["tuner/epochs"]))
         variant = {"name": f"{Path(search_dir).name}-{rank}", "model": model_name, "model_hp": model_hp,
                    "train": cfg, "search": Path(search_dir).name, "trial": trial.trial_id,
-                   "score": trial.metrics.get_best_value("val_accuracy"),
-                   "params": fold_tuner.hypermodel.build(hp).count_params()}
+                   "score": _metric(trial, "val_accuracy"),
+                   "params": int(_metric(trial, "params"))}
         atomic.write_json(best_dir / f"{variant['name']}.json", json.loads(json.dumps(variant, default=list)))
         exported.append(variant)
     return exported

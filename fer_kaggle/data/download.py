@@ -11,15 +11,21 @@ from pathlib import Path
 from fer_kaggle.errors import DownloadError
 
 CREDENTIALS_HELP = (
-    "put your API token in ~/.kaggle/kaggle.json (Kaggle > Settings > Create New Token) "
+    "put your API token in ~/.kaggle/kaggle.json (Kaggle > Settings > Create New Token, then chmod 600) "
     "or set KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY)"
 )
 
 
+def kaggle_credentials_present():
+    """True when the kaggle package would find credentials (never reads their values out)."""
+    if os.environ.get("KAGGLE_API_TOKEN") or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")):
+        return True
+    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
+    return (config_dir / "kaggle.json").exists() or (config_dir / "access_token").exists()
+
+
 def download_competition(competition, directory: Path) -> Path:
     """Download `competition`'s zip into `directory` (atomically); return the zip's path."""
-    from fer_kaggle.data.store import kaggle_credentials_present
-
     target = Path(directory) / f"{competition}.zip"
     if target.exists():
         return target

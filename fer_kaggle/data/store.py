@@ -4,12 +4,12 @@
 demo competition, or a Kaggle download); `<data_dir>/cache/` holds its parsed arrays.
 """
 
-import os
 from pathlib import Path
 
 from fer_kaggle import atomic
 from fer_kaggle.data.cache import load_cached
 from fer_kaggle.data.demo import write_demo_competition
+from fer_kaggle.data.download import download_competition
 from fer_kaggle.errors import DataError
 
 POINTER = "competition.json"
@@ -63,15 +63,5 @@ def _demo_dir(data_dir):
     return directory.resolve()
 
 
-def kaggle_credentials_present():
-    """True when the kaggle package would find credentials (never reads their values out)."""
-    if os.environ.get("KAGGLE_API_TOKEN") or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")):
-        return True
-    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
-    return (config_dir / "kaggle.json").exists() or (config_dir / "access_token").exists()
-
-
 def _download(competition, data_dir):
-    from fer_kaggle.data.download import download_competition
-
     return download_competition(competition, Path(data_dir) / competition)

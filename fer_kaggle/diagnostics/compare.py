@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic
+from fer_kaggle import atomic, metrics
 from fer_kaggle.diagnostics.curves import read_history
 
 
@@ -39,8 +39,8 @@ def train_matched_dnn(cnn_dir, comp, folds, workdir, progress=print):
     probs = train.predict(model, comp.x_train[valid_rows], tta=cfg["tta"])
     return {
         "params": int(model.count_params()),
-        "accuracy": train.accuracy(probs, comp.y_train[valid_rows]),
-        "log_loss": train.log_loss(probs, comp.y_train[valid_rows]),
+        "accuracy": metrics.accuracy(probs, comp.y_train[valid_rows]),
+        "log_loss": metrics.log_loss(probs, comp.y_train[valid_rows]),
         "seconds_per_epoch": float(np.mean([h["seconds"] for h in state.history])),
     }, state.history
 

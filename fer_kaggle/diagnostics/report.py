@@ -25,6 +25,7 @@ class Report:
             raise ConfigError(f"{self.target_dir} has no oof.npy: name a finished variant or blend (see `fer-kaggle leaderboard`)")
         self.probs = np.load(self.target_dir / "oof.npy")
         self.sections = []  # (figure name, title, [(png, caption)], html)
+        self._models = {}
 
     def _best(self):
         from fer_kaggle.cv import leaderboard_rows
@@ -140,14 +141,17 @@ class Report:
         self.sections.append(("ablations", "Ablations", [], body))
 
     def _fold0_model(self, variant=None):
+        """(variant, its fold-0 model, fold 0's held-out rows), loaded once per variant."""
         import keras
 
         import fer_kaggle.models  # noqa: F401  (registers the custom layers)
 
         variant = variant or self.model_variant
-        model = keras.models.load_model(self.oof_dir / variant / "fold0" / "model.keras", compile=False)
-        with np.load(self.oof_dir / variant / "fold0" / "rows.npz") as rows:
-            return variant, model, rows["valid_rows"]
+        if variant not in self._models:
+            model = keras.models.load_model(self.oof_dir / variant / "fold0" / "model.keras", compile=False)
+            with np.load(self.oof_dir / variant / "fold0" / "rows.npz") as rows:
+                self._models[variant] = (variant, model, rows["valid_rows"])
+        return self._models[variant]
 
     def _saliency(self):
         variant, model, valid_rows = self._fold0_model()
