@@ -1,6 +1,9 @@
 # fer-kaggle: every target first makes what it needs (the .venv, the data, the folds).
+#   make all                data, folds, cv, blend and report: ends with a submission and its nested-CV score
 #   make cv                 K-fold CV of the preset's variants (real data if found, else the demo)
 #   make test               the test suite
+#   make bench              benchmarks, each against its baseline in one run
+#   make bench-baseline     the skilled user's plain Keras script on the same data (BUDGET= seconds)
 # Variables: DATA= (a zip, directory or CSV), PRESET=, VARIANTS=, JOBS=, TIME_LIMIT=, COMPETITION= (Kaggle slug),
 #            FORCE=1 (new folds), METHOD= (blend), MESSAGE= (submit)
 
@@ -28,15 +31,36 @@ ifneq ($(COMPETITION),)
 export COMPETITION
 endif
 
-.PHONY: install data folds cv tune leaderboard blend submit report models test bench clean-venv
+BUDGET ?= 2400
+BASELINE ?= ../shared/baselines/skilled_user.py
+
+.PHONY: all lock install data folds cv tune leaderboard blend submit report models test bench bench-baseline clean-venv
+
+all: cv
+	$(FK) blend --method $(METHOD)
+	$(FK) report --only confusion,misclassified,curves
+	$(FK) submissions --latest
 
 install: $(BIN)/.installed
 
-$(BIN)/.installed: setup.py
+$(BIN)/.installed: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
+
+# New pins: the newest versions setup.py's ranges allow, in a fresh environment; kept only if the tests pass.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[test]'
+	{ sed -n '1,2p' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v '^fer-kaggle'; } > constraints.txt.new
+	$(LOCK_VENV)/bin/python -m pytest -q tests
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet -c constraints.txt -e '.[test]' && touch $(BIN)/.installed
 
 data: install
 	$(FK) data $(if $(DATA),--source $(DATA))
@@ -78,7 +102,13 @@ models: install
 	$(FK) models
 
 bench: data
-	$(FK) bench
+	$(FK) bench $(if $(PRESET),--preset $(PRESET))
+
+# The baseline to beat, on the same machine and data: its holdout accuracy beside the toolkit's OOF.
+bench-baseline: install
+	@test -n "$(DATA)" || { echo "bench-baseline: give DATA=path/to/fer2013.zip"; exit 2; }
+	mkdir -p reports
+	$(BIN)/python $(BASELINE) $(DATA) $(BUDGET) reports/skilled_user.csv 2>&1 | grep -v WARNING | tee reports/skilled_user.log
 
 test: install
 	$(BIN)/python -m pytest -q tests

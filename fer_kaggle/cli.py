@@ -5,6 +5,7 @@ Library errors (fer_kaggle.errors) become one line on stderr and exit status 2.
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -43,13 +44,46 @@ def cmd_folds(args):
 
 
 def cmd_bench(args):
-    from fer_kaggle.bench import bench_parse
+    from fer_kaggle import presets
+    from fer_kaggle.bench import blending, memory, training as bench_training
+    from fer_kaggle.bench.parse import bench_parse
     from fer_kaggle.data import store
 
-    source = args.source or store.prepare(args.data_dir)[0].source
-    print(f"parsing train.csv of {source} (best of {args.repeats}):")
-    for name, seconds, ratio in bench_parse(source, repeats=args.repeats):
-        print(f"  {name:36s} {seconds:8.3f} s   {ratio:6.1f}x faster than the baseline")
+    only = set(_names(args.only) or ["parse", "training", "blend", "memory"])
+    comp = None
+    if "parse" in only:
+        source = args.source or store.prepare(args.data_dir)[0].source
+        print(f"parsing train.csv of {source} (best of {args.repeats}):")
+        for name, seconds, ratio in bench_parse(source, repeats=args.repeats):
+            print(f"  {name:36s} {seconds:8.3f} s   {ratio:6.1f}x faster than the baseline")
+    spec = presets.PRESETS[args.preset]
+    variants = presets.resolve(args.preset, _names(args.variants))
+    if "training" in only:
+        from fer_kaggle.models import create_model
+        from fer_kaggle.training import configure_backend
+
+        import keras
+
+        configure_backend(args.threads)
+        print(f"training images/s, preset {args.preset} ({keras.backend.backend()} backend, {args.threads or 'all'} "
+              f"threads), {args.steps} steps, second epoch timed:")
+        for v in variants:
+            build = lambda v=v: create_model(v.model, **v.model_hp)  # noqa: E731
+            plain = bench_training.plain_fit_images_per_second(build, v.train["batch_size"], args.steps)
+            ours = bench_training.toolkit_images_per_second(build, v.train, args.steps)
+            print(f"  {v.name:16s} batch {v.train['batch_size']:4d}: plain model.fit {plain:8.0f}   toolkit (augmentation "
+                  f"in the step) {ours:8.0f}   ratio {ours / plain:5.2f}")
+            pred = bench_training.prediction_images_per_second(build)
+            print(f"  {'':16s} prediction images/s: " + "   ".join(f"tta {t} {r:,.0f}" for t, r in pred.items()))
+    if "blend" in only:
+        comp = comp or store.load(args.data_dir)
+        for n in (len(spec["variants"]), 100):
+            seconds, method = blending.blend_seconds(n, len(comp.y_train))
+            print(f"blend: {n:3d} members x {len(comp.y_train)} rows: {seconds:6.1f} s (every method by nested CV; "
+                  f"chose {method})")
+    if "memory" in only:
+        rss = memory.fold_job_peak_rss_bytes(args.data_dir, args.preset, variants[0].name)
+        print(f"memory: one fold job of {variants[0].name} on the data in use: peak resident {rss / 2**30:.2f} GiB")
 
 
 def cmd_cv(args):
@@ -71,6 +105,8 @@ def cmd_cv(args):
     rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir, time_limit=time_limit or None, jobs=jobs,
                   scheduler=args.scheduler, threads=args.threads, preset=preset)
     print_leaderboard(rows, only={v.name for v in variants})
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    print(f"cv: peak resident memory of one process {peak / 2**20:.2f} GiB")
 
 
 def _folds(oof_dir, comp):
@@ -87,14 +123,14 @@ def _names(text):
 
 def print_leaderboard(rows, only=None):
     print(f"{'name':24s} {'kind':8s} {'accuracy':>8s} {'log_loss':>8s} {'fold_sd':>7s} {'params':>11s} "
-          f"{'MFLOPs':>8s} {'fit_s':>8s} {'pred_s':>7s}")
+          f"{'MFLOPs':>8s} {'fit_s':>8s} {'pred_s':>7s} selected")
     for r in rows:
         mark = "*" if only and r["name"] in only else " "
         flops = f"{r['flops'] / 1e6:8.1f}" if r["flops"] != "" else f"{'':8s}"
         params = f"{r['params']:11,d}" if r["params"] != "" else f"{'':11s}"
         print(f"{mark}{r['name']:23s} {r['kind']:8s} {r['accuracy']:8.4f} {r['log_loss']:8.4f} "
               f"{float(r['fold_accuracy_std'] or 0):7.4f} {params} {flops} {float(r['fit_seconds'] or 0):8.0f} "
-              f"{float(r['predict_seconds'] or 0):7.0f}")
+              f"{float(r['predict_seconds'] or 0):7.0f} {r.get('selected', '')}")
 
 
 def cmd_leaderboard(args):
@@ -120,7 +156,7 @@ def cmd_models(args):
 def cmd_tune(args):
     from fer_kaggle import presets, tuning
     from fer_kaggle.data import store
-    from fer_kaggle.train import configure_backend
+    from fer_kaggle.training import configure_backend
 
     comp = store.load(args.data_dir)
     _, folds = _folds(args.oof_dir, comp)
@@ -228,6 +264,13 @@ def cmd_submissions(args):
     if not manifests:
         print(f"no submissions in {args.submissions_dir}/ yet")
         return
+    if args.latest:
+        m = read_json(manifests[-1])
+        print(f"submission: {Path(args.submissions_dir) / m['csv']} ({m['method']} of {', '.join(m['members'])})")
+        print(f"nested-CV accuracy {m['cv']['accuracy']:.4f}, log loss {m['cv']['log_loss']:.4f}")
+        if Path("reports", "index.html").exists():
+            print(f"report: {Path('reports', 'index.html').resolve()}")
+        return
     print(f"{'submission':44s} {'method':9s} {'cv_acc':>7s} {'cv_loss':>7s} {'public':>7s} {'private':>7s}")
     for path in manifests:
         m = read_json(path)
@@ -250,8 +293,7 @@ def cmd_report(args):
     for name, title, figures, _ in sections:
         for png, _ in figures:
             print(f"report: {name}: {png}")
-    if not args.only:
-        print(f"report: {args.out}/index.html ({report.target})")
+    print(f"report: {args.out}/index.html ({report.target})")
 
 
 def _bincount(labels):
@@ -260,17 +302,42 @@ def _bincount(labels):
     return np.bincount(labels, minlength=len(CLASS_NAMES)).tolist()
 
 
+GLOBAL_OPTIONS = (  # flag, environment variable, default, what
+    ("--data-dir", "FER_KAGGLE_DATA_DIR", "data", "the data folder"),
+    ("--oof-dir", "FER_KAGGLE_OOF_DIR", "oof", "the OOF folder"),
+    ("--tuning-dir", "FER_KAGGLE_TUNING_DIR", "tuning", "the tuning folder"),
+    ("--submissions-dir", "FER_KAGGLE_SUBMISSIONS_DIR", "submissions", "the submissions folder"),
+)
+EXAMPLES = {
+    "data": "fer-kaggle data --source ../shared/data/fer2013.zip\n  fer-kaggle data --demo --data-dir /tmp/demo",
+    "folds": "fer-kaggle folds --k 5 --seed 0",
+    "cv": "fer-kaggle cv --preset cpu\n  fer-kaggle cv --variants vgg_fast16 --set epochs=20 --time-limit 1800",
+    "tune": "fer-kaggle tune --search xc --family xception --max-params 500000 --trials 10",
+    "leaderboard": "fer-kaggle leaderboard",
+    "models": "fer-kaggle models",
+    "blend": "fer-kaggle blend --method best\n  fer-kaggle blend --method caruana --members 'vgg_*'",
+    "submit": "fer-kaggle submit --latest --dry-run",
+    "submissions": "fer-kaggle submissions --latest",
+    "report": "fer-kaggle report --blend stack --only confusion,curves",
+    "bench": "fer-kaggle bench --only training,blend",
+}
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fer-kaggle", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("FER_KAGGLE_DATA_DIR", "data"), help="the data folder (default: data)")
-    parser.add_argument("--oof-dir", default=os.environ.get("FER_KAGGLE_OOF_DIR", "oof"), help="the OOF folder (default: oof)")
-    parser.add_argument("--tuning-dir", default=os.environ.get("FER_KAGGLE_TUNING_DIR", "tuning"),
-                        help="the tuning folder (default: tuning)")
-    parser.add_argument("--submissions-dir", default=os.environ.get("FER_KAGGLE_SUBMISSIONS_DIR", "submissions"),
-                        help="the submissions folder (default: submissions)")
+    for flag, env, default, what in GLOBAL_OPTIONS:
+        parser.add_argument(flag, default=os.environ.get(env, default), help=f"{what} (default: {default})")
+    # The same options after the subcommand too (`fer-kaggle data --data-dir D`); given there, they win.
+    common = argparse.ArgumentParser(add_help=False)
+    for flag, _, default, what in GLOBAL_OPTIONS:
+        common.add_argument(flag, default=argparse.SUPPRESS, help=f"{what} (default: {default})")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("data", help="choose the competition data, validate it and cache the parsed arrays")
+    def add_command(name, help):
+        return sub.add_parser(name, help=help, parents=[common], epilog=f"example:\n  {EXAMPLES[name]}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add_command("data", help="choose the competition data, validate it and cache the parsed arrays")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--source", help="a competition zip, an extracted directory, or a CSV (train.csv or fer2013.csv)")
     group.add_argument("--download", action="store_true", help="download --competition with the Kaggle API")
@@ -278,13 +345,13 @@ def build_parser():
     p.add_argument("--competition", default=DEFAULT_COMPETITION, help="Kaggle competition slug (default: $COMPETITION)")
     p.set_defaults(func=cmd_data)
 
-    p = sub.add_parser("folds", help="write oof/folds.csv: stratified K folds of the training rows")
+    p = add_command("folds", help="write oof/folds.csv: stratified K folds of the training rows")
     p.add_argument("--k", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
     p.add_argument("--force", action="store_true", help="replace existing folds")
     p.set_defaults(func=cmd_folds)
 
-    p = sub.add_parser("cv", help="K-fold CV of model variants: OOF and test probabilities, leaderboard")
+    p = add_command("cv", help="K-fold CV of model variants: OOF and test probabilities, leaderboard")
     p.add_argument("--preset", help="smoke, demo, cpu or gpu (default: demo on the demo data, else cpu)")
     p.add_argument("--variants", help="comma-separated variant names (default: the preset's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -296,7 +363,7 @@ def build_parser():
     p.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to run the fold jobs on")
     p.set_defaults(func=cmd_cv)
 
-    p = sub.add_parser("tune", help="keras-tuner architecture search under a parameter budget")
+    p = add_command("tune", help="keras-tuner architecture search under a parameter budget")
     p.add_argument("--search", required=True, help="the search's name: tuning/<search>/ (resumable)")
     p.add_argument("--family", default="xception", help="search space: xception, resnet, vgg, dnn, cnn_tiny")
     p.add_argument("--preset", help="training settings of this preset (default: smoke on the demo data, else cpu)")
@@ -313,20 +380,20 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("leaderboard", help="rank the variants (and blends) in oof/")
+    p = add_command("leaderboard", help="rank the variants (and blends) in oof/")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("models", help="list the registered model variants with parameters and FLOPs")
+    p = add_command("models", help="list the registered model variants with parameters and FLOPs")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("blend", help="fit a blend on the OOF predictions; write a validated submission")
+    p = add_command("blend", help="fit a blend on the OOF predictions; write a validated submission")
     p.add_argument("--method", default="best", help="best (default: chosen by nested CV), mean, weighted, caruana, stack, rank")
     p.add_argument("--members", help="comma-separated variant names or glob patterns (default: every finished variant)")
     p.add_argument("--name", help="name of the submission file (default: the method)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_blend)
 
-    p = sub.add_parser("submit", help="validate a submission and upload it with the Kaggle API")
+    p = add_command("submit", help="validate a submission and upload it with the Kaggle API")
     p.add_argument("path", nargs="?", help="the submission CSV (default: the latest in submissions/)")
     p.add_argument("--latest", action="store_true", help="the latest submission (the default)")
     p.add_argument("--competition", default=os.environ.get("COMPETITION"), help="Kaggle competition slug")
@@ -336,24 +403,30 @@ def build_parser():
     p.add_argument("--dry-run", action="store_true", help="validate only")
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("submissions", help="list local submissions with CV and leaderboard scores")
+    p = add_command("submissions", help="list local submissions with CV and leaderboard scores")
+    p.add_argument("--latest", action="store_true", help="only the newest: its path, nested-CV score and the report page")
     p.set_defaults(func=cmd_submissions)
 
-    p = sub.add_parser("report", help="figures and one HTML page: confusion, curves, CNN vs DNN, saliency, filters, LIME")
+    p = add_command("report", help="figures and one HTML page: confusion, curves, CNN vs DNN, saliency, filters, LIME")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--variant", help="the variant to study (default: the best on the leaderboard)")
     group.add_argument("--blend", help="a blend method from `fer-kaggle blend` (its model figures use its heaviest member)")
     p.add_argument("--only", help="comma-separated figures: confusion, misclassified, curves, compare, ablations, "
-                                  "saliency, filters, lime (index.html is written only for the full report)")
+                                  "saliency, filters, lime (index.html shows those made)")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("--per-class", type=int, default=2, help="LIME images per class (default 2)")
     p.add_argument("--lime-samples", type=int, default=300, help="LIME perturbed samples per image (default 300)")
     p.add_argument("--ascent-steps", type=int, default=60, help="gradient ascent steps for filters (default 60)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("bench", help="benchmarks, each against its baseline in the same run")
+    p = add_command("bench", help="benchmarks, each against its baseline in the same run")
     p.add_argument("--source", help="competition to parse (default: the one in use)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs of each reader (default 3)")
+    p.add_argument("--only", help="comma-separated: parse, training, blend, memory (default: all)")
+    p.add_argument("--preset", default="cpu", help="whose variants and settings to time (default cpu)")
+    p.add_argument("--variants", help="comma-separated variants (default: the preset's)")
+    p.add_argument("--steps", type=int, default=30, help="training steps per timed epoch (default 30)")
+    p.add_argument("--threads", type=int, help="backend threads (default: all cores)")
     p.set_defaults(func=cmd_bench)
     return parser
 

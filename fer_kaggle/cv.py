@@ -20,7 +20,6 @@ import numpy as np
 from fer_kaggle import atomic, metrics
 from fer_kaggle.errors import ConfigError, IntegrityError
 
-PREDICT_RESERVE = 0.1  # share of a fold's time budget kept for TTA prediction
 
 
 @dataclass
@@ -41,43 +40,48 @@ def split_rows(folds, k):
 # ----------------------------------------------------------------------------- one fold job
 
 
-def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_budget=None, threads=None, log=None):
+def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, threads=None, log=None, step_seconds=None):
     """Train variant on every fold but k; predict fold k and the test set. Resumable.
 
-    Writes `oof/<variant>/fold<k>/` and returns its done.json content."""
-    from fer_kaggle import train
+    `time_share` gives the job its share of the run's time left when it starts. Writes
+    `oof/<variant>/fold<k>/` and returns its done.json content."""
+    from fer_kaggle import training
     from fer_kaggle.models import create_model
 
     fold_dir = Path(oof_dir) / variant.name / f"fold{k}"
     if (fold_dir / "done.json").exists():
         return atomic.read_json(fold_dir / "done.json")
-    train.configure_backend(threads)
+    started = time.perf_counter()
+    training.configure_backend(threads)
     fold_dir.mkdir(parents=True, exist_ok=True)
     train_rows, valid_rows = split_rows(folds, k)
     log = log or _print
     n_folds = int(folds.max()) + 1
-    started = time.perf_counter()
+    cfg = variant.train
+    n_predicted = (len(valid_rows) + len(x_test)) * training.TTA_VIEWS[cfg["tta"]]
+    budget = time_share.budget(variant.name, k) if time_share else None
+    if budget is not None and step_seconds:  # keep the time the predictions will take (a forward pass ~ 1/3 step)
+        budget -= n_predicted * step_seconds / cfg["batch_size"] / 3
 
     def on_epoch(state):
         h = state.history[-1]
+        val = f" val_loss {h['val_loss']:.4f} val_acc {h['val_accuracy']:.4f}" if h["val_accuracy"] is not None else ""
         log(f"{variant.name} fold {k + 1}/{n_folds} epoch {h['epoch']}/{state.planned_epochs}: "
-            f"loss {h['loss']:.4f} acc {h['accuracy']:.4f} val_loss {h['val_loss']:.4f} "
-            f"val_acc {h['val_accuracy']:.4f} lr {h['learning_rate']:.2e} ({h['seconds']:.0f}s)",
+            f"loss {h['loss']:.4f} acc {h['accuracy']:.4f}{val} lr {h['learning_rate']:.2e} ({h['seconds']:.0f}s)",
             state.epoch / max(1, state.planned_epochs))
 
-    fit_budget = None if time_budget is None else time_budget * (1 - PREDICT_RESERVE)
-    model, state = train.fit(
+    model, state = training.fit(
         lambda: create_model(variant.model, **variant.model_hp),
         x[train_rows], y[train_rows], x[valid_rows], y[valid_rows],
-        variant.train, fold_dir, time_budget=fit_budget, on_epoch=on_epoch,
+        cfg, fold_dir, time_budget=budget, step_seconds=step_seconds, on_epoch=on_epoch,
     )
     fit_seconds = time.perf_counter() - started
     t0 = time.perf_counter()
-    valid_probs = train.predict(model, x[valid_rows], tta=variant.train["tta"])
-    test_probs = train.predict(model, x_test, tta=variant.train["tta"])
+    valid_probs = training.predict(model, x[valid_rows], tta=cfg["tta"])
+    test_probs = training.predict(model, x_test, tta=cfg["tta"])
     predict_seconds = time.perf_counter() - t0
 
-    atomic.write_text(fold_dir / "history.csv", train.history_csv(state.history))
+    atomic.write_text(fold_dir / "history.csv", training.history_csv(state.history))
     atomic.write_npy(fold_dir / "valid.npy", valid_probs)
     atomic.write_npy(fold_dir / "test.npy", test_probs)
     atomic.write_npz(fold_dir / "rows.npz", train_rows=train_rows, valid_rows=valid_rows)
@@ -90,10 +94,15 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_budget=None, threa
         "accuracy": metrics.accuracy(valid_probs, y[valid_rows]),
         "log_loss": metrics.log_loss(valid_probs, y[valid_rows]),
         "epochs": state.epoch,
-        "best_epoch": state.best_epoch + 1,
+        "planned_epochs": state.planned_epochs,
         "stopped": state.stopped,
+        "selected": training.selects_on_validation(cfg),
+        **_pick_worth(state),
         "fit_seconds": round(fit_seconds, 2),
         "predict_seconds": round(predict_seconds, 2),
+        "seconds": {**{k: round(v, 2) for k, v in state.seconds.items()}, "predict": round(predict_seconds, 2),
+                    "fixed": round(time.perf_counter() - started - sum(state.seconds.values()) - predict_seconds, 2)},
+        "budget_seconds": None if budget is None else round(budget, 1),
     }
     atomic.write_json(fold_dir / "done.json", done)
     for leftover in [state.checkpoint, state.best_weights, "state.json"]:
@@ -102,6 +111,35 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_budget=None, threa
     log(f"{variant.name} fold {k + 1}/{n_folds} done: accuracy {done['accuracy']:.4f} log loss {done['log_loss']:.4f} "
         f"after {state.epoch} epochs ({state.stopped}), {fit_seconds:.0f}s fit, {predict_seconds:.0f}s predict")
     return done
+
+
+def _pick_worth(state):
+    """What choosing the best validated epoch would have been worth over the last one (its
+    validation accuracy is optimistic: the held-out labels chose it)."""
+    validated = state.validated
+    if not validated:
+        return {}
+    best = max(validated, key=lambda h: (-h["val_loss"], h["epoch"]))
+    return {"best_epoch": best["epoch"], "best_epoch_val_accuracy": best["val_accuracy"],
+            "last_val_accuracy": validated[-1]["val_accuracy"]}
+
+
+class TimeShare:
+    """Shares a run's time limit among its fold jobs, each taking its share when it starts:
+    (time left) x (parallel jobs) x (its cost) / (cost of the jobs not yet done), so time
+    that a job leaves unused goes to the jobs after it. Picklable, for process pools."""
+
+    def __init__(self, time_limit, costs, oof_dir, parallel=1):
+        self.deadline = time.time() + time_limit
+        self.costs = dict(costs)  # {(variant name, fold): estimated seconds}
+        self.oof_dir, self.parallel = str(oof_dir), max(1, parallel)
+
+    def budget(self, name, k):
+        left = max(0.0, self.deadline - time.time())
+        not_done = [c for (n, f), c in self.costs.items()
+                    if not (Path(self.oof_dir) / n / f"fold{f}" / "done.json").exists()]
+        share = self.costs[(name, k)] * min(self.parallel, len(not_done)) / max(sum(not_done), 1e-9)
+        return left * min(1.0, share)
 
 
 def _print(message, fraction=None, started=None):
@@ -203,11 +241,12 @@ def _first_difference(old, new, key):
 
 
 class Progress:
-    """Overall progress of a serial run: elapsed time, and the time left estimated from the
-    pace so far over the estimated cost of the jobs left (at their full epochs)."""
+    """Overall progress of a serial run: elapsed time, and the time left: what the time limit
+    leaves, or without one the pace so far over the estimated cost of the jobs left."""
 
-    def __init__(self, total_cost, stream=None):
+    def __init__(self, total_cost, time_limit=None, stream=None):
         self.started = time.perf_counter()
+        self.time_limit = time_limit
         self.cost_left = float(total_cost)
         self.cost_done = 0.0
         self.current = 0.0
@@ -225,7 +264,10 @@ class Progress:
         elapsed = time.perf_counter() - self.started
         done = self.cost_done + (fraction or 0.0) * self.current
         left = self.cost_left - (fraction or 0.0) * self.current
-        eta = f", about {_clock(elapsed / done * left)} left" if done > 0 else ""
+        if self.time_limit:
+            eta = f", about {_clock(max(0.0, self.time_limit - elapsed))} left"
+        else:
+            eta = f", about {_clock(elapsed / done * left)} left" if done > 0 else ""
         print(f"[{_clock(elapsed)} elapsed{eta}] {message}", file=self.stream, flush=True)
 
 
@@ -240,15 +282,16 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
 
     Returns the leaderboard rows."""
     from fer_kaggle.models import count_flops, create_model, model_hp
-    from fer_kaggle.train import configure_backend, seconds_per_image
+    from fer_kaggle.training import configure_backend, measure_step_seconds
 
     oof_dir = Path(oof_dir)
-    started = time.perf_counter()
+    started = time.perf_counter()  # the limit counts the set-up (cost probes) too
     cores = os.cpu_count() or 1
     threads = threads or max(1, cores // max(1, jobs))
     configure_backend(threads)
     n_folds = int(folds.max()) + 1
-    costs, pending = {}, []
+    n_fold_train = len(comp.y_train) * (n_folds - 1) // n_folds
+    step_seconds, costs, pending = {}, {}, []
     for variant in variants:
         variant.model_hp = model_hp(variant.model, **variant.model_hp)
         model = create_model(variant.model, **variant.model_hp)
@@ -258,43 +301,37 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
         pending += [(variant, k) for k in todo]
         if todo:  # seconds of one fold job at its full epochs, from a short measured fit
             build = lambda v=variant: create_model(v.model, **v.model_hp)  # noqa: E731
-            per_image = seconds_per_image(build, variant.train) if time_limit else max(flops, 1) * 1e-9
-            costs[variant.name] = per_image * len(comp.y_train) * (n_folds - 1) / n_folds * variant.train["epochs"]
-    progress = Progress(sum(costs[v.name] for v, _ in pending))
+            bs = variant.train["batch_size"]
+            step = measure_step_seconds(build, variant.train) if time_limit else max(flops, 1) * 3e-9 * bs
+            step_seconds[variant.name] = step
+            for k in todo:
+                costs[(variant.name, k)] = step * (n_fold_train // bs) * variant.train["epochs"]
+    left = None if time_limit is None else time_limit - (time.perf_counter() - started)
+    progress = Progress(sum(costs.values()), left)
     log = log or progress.line
-
-    def budget_for(job_cost, cost_left, parallel=1):
-        if time_limit is None:
-            return None
-        left = time_limit - (time.perf_counter() - started)
-        return max(0.0, left * parallel * job_cost / max(cost_left, 1e-9))
+    share = TimeShare(left, costs, oof_dir, jobs) if time_limit is not None else None
 
     if pending and jobs == 1 and not scheduler:
-        cost_left = sum(costs[v.name] for v, _ in pending)
         for variant, k in pending:
-            cost = costs[variant.name]
-            progress.start_job(cost)
-            train_fold(variant, k, oof_dir, comp.x_train, comp.y_train, comp.x_test, folds,
-                       time_budget=budget_for(cost, cost_left), threads=threads, log=log)
-            cost_left -= cost
+            progress.start_job(costs[(variant.name, k)])
+            train_fold(variant, k, oof_dir, comp.x_train, comp.y_train, comp.x_test, folds, share, threads, log,
+                       step_seconds[variant.name] if time_limit else None)
             progress.job_done()
     elif pending:
-        _run_parallel(pending, costs, budget_for, comp, folds, oof_dir, jobs, scheduler, threads)
+        _run_parallel(pending, step_seconds if time_limit else {}, share, comp, folds, oof_dir, jobs, scheduler, threads)
 
     for variant in variants:
         finalize_variant(oof_dir / variant.name, comp, folds)
     return write_leaderboard(oof_dir)
 
 
-def _run_parallel(pending, costs, budget_for, comp, folds, oof_dir, jobs, scheduler, threads):
+def _run_parallel(pending, step_seconds, share, comp, folds, oof_dir, jobs, scheduler, threads):
     import joblib
 
-    cost_left = sum(costs[v.name] for v, _ in pending)
-    parallel = max(1, jobs)
     log = functools.partial(_print, started=time.time())
     calls = [
         joblib.delayed(train_fold)(variant, k, str(oof_dir), comp.x_train, comp.y_train, comp.x_test, folds,
-                                   budget_for(costs[variant.name], cost_left, parallel), threads, log)
+                                   share, threads, log, step_seconds.get(variant.name))
         for variant, k in pending
     ]
     if scheduler:
@@ -325,7 +362,11 @@ def finalize_variant(variant_dir, comp, folds):
         "epochs": [d["epochs"] for d in dones],
         "fit_seconds": round(sum(d["fit_seconds"] for d in dones), 1),
         "predict_seconds": round(sum(d["predict_seconds"] for d in dones), 1),
+        "selected": any(d.get("selected", False) for d in dones),
     }
+    picks = [d["best_epoch_val_accuracy"] - d["last_val_accuracy"] for d in dones if "last_val_accuracy" in d]
+    if picks:  # what a best-epoch pick on the held-out labels would have added (optimistically)
+        summary["best_epoch_pick_gain"] = float(np.mean(picks))
     if comp.test_labels is not None:  # the demo (and fer2013.csv) can score its test set
         summary["test_accuracy"] = metrics.accuracy(test, comp.test_labels)
     atomic.write_npy(variant_dir / "oof.npy", oof)
@@ -335,7 +376,7 @@ def finalize_variant(variant_dir, comp, folds):
 
 
 LEADERBOARD_COLUMNS = ("name", "kind", "accuracy", "log_loss", "fold_accuracy_std", "params", "flops",
-                       "fit_seconds", "predict_seconds")
+                       "fit_seconds", "predict_seconds", "selected")
 
 
 def leaderboard_rows(oof_dir):
@@ -343,7 +384,8 @@ def leaderboard_rows(oof_dir):
     for path in sorted(Path(oof_dir).glob("*/metrics.json")):
         m = atomic.read_json(path)
         rows.append({"name": m.get("variant", path.parent.name), "kind": m.get("kind", "variant"),
-                     **{c: m.get(c, "") for c in LEADERBOARD_COLUMNS[2:]}})
+                     **{c: m.get(c, "") for c in LEADERBOARD_COLUMNS[2:]},
+                     "selected": "yes" if m.get("selected") else ""})  # OOF chosen with the held-out labels
     rows.sort(key=lambda r: (-float(r["accuracy"]), float(r["log_loss"])))
     return rows
 

@@ -6,8 +6,6 @@ in `_`. They are fit on OOF predictions only. `nested_cv` scores a blender hones
 weights are fit on the other folds' OOF rows and scored on the held-out fold's rows.
 """
 
-import warnings
-
 import numpy as np
 
 from fer_kaggle.errors import ConfigError
@@ -91,29 +89,36 @@ class CaruanaBlend(_WeightedAverage):
         return self
 
     def _select(self, stacked, y, members):
-        ranked = [members[i] for i in np.argsort([log_loss(stacked[i], y) for i in members])]
+        # The members' rows sum to 1, so an average's log loss needs only the true class's probabilities.
+        picked = stacked[:, np.arange(len(y)), y]
+
+        def loss(total, count):
+            return float(-np.mean(np.log(np.clip(total / count, EPS, 1.0))))
+
+        ranked = [members[i] for i in np.argsort([loss(picked[i], 1) for i in members])]
         # Sorted initialization: the best few, as many of them as score best together.
         starts = [ranked[:n] for n in range(1, max(1, min(self.n_init, len(members))) + 1)]
-        chosen = min(starts, key=lambda c: log_loss(stacked[c].mean(axis=0), y))
-        total = stacked[chosen].sum(axis=0)
-        trajectory = [(log_loss(total / len(chosen), y), list(chosen))]
+        chosen = min(starts, key=lambda c: loss(picked[c].sum(axis=0), len(c)))
+        total = picked[chosen].sum(axis=0)
+        trajectory = [(loss(total, len(chosen)), list(chosen))]
+        candidates = picked[members]
         for _ in range(self.n_iter):
-            scores = [log_loss((total + stacked[i]) / (len(chosen) + 1), y) for i in members]
+            scores = -np.mean(np.log(np.clip((total + candidates) / (len(chosen) + 1), EPS, 1.0)), axis=1)
             best = members[int(np.argmin(scores))]
             chosen.append(best)
-            total = total + stacked[best]
-            trajectory.append((min(scores), list(chosen)))
+            total = total + picked[best]
+            trajectory.append((float(scores.min()), list(chosen)))
         best_loss, best_prefix = min(trajectory, key=lambda t: t[0])
         weights = np.bincount(best_prefix, minlength=len(stacked)).astype(np.float64)
         return weights / weights.sum(), [t[0] for t in trajectory]
 
 
 class StackBlend:
-    """A multinomial logistic regression on the members' OOF log-probabilities; its
-    regularization strength is chosen by its own inner cross-validation."""
+    """A multinomial logistic regression on the members' OOF log-probabilities (L2-penalized,
+    fit by L-BFGS); its regularization strength C is chosen by its own inner cross-validation."""
 
-    def __init__(self, Cs=(0.01, 0.1, 1.0, 10.0), inner_folds=5, seed=0):
-        self.Cs, self.inner_folds, self.seed = Cs, inner_folds, seed
+    def __init__(self, Cs=(0.01, 0.1, 1.0), inner_folds=3, seed=0, max_iter=300):
+        self.Cs, self.inner_folds, self.seed, self.max_iter = Cs, inner_folds, seed, max_iter
 
     @staticmethod
     def _features(probs):
@@ -121,23 +126,56 @@ class StackBlend:
         return np.log(np.clip(stacked, EPS, 1.0)).transpose(1, 0, 2).reshape(stacked.shape[1], -1)
 
     def fit(self, oofs, y):
-        from sklearn.linear_model import LogisticRegressionCV
-        from sklearn.model_selection import StratifiedKFold
-
         n_classes = _stack(oofs).shape[2]
-        splitter = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
-        self.model_ = LogisticRegressionCV(Cs=list(self.Cs), cv=splitter, scoring="neg_log_loss", max_iter=500)
-        with warnings.catch_warnings():  # scikit-learn's notices of coming API changes, not about this fit
-            warnings.simplefilter("ignore", FutureWarning)
-            self.model_.fit(self._features(oofs), y)
+        x = self._features(oofs)
+        inner = np.random.default_rng(self.seed).permutation(len(y)) % self.inner_folds
+        losses = []
+        for C in self.Cs:
+            held_out = []
+            for k in range(self.inner_folds):
+                coef = _fit_logistic(x[inner != k], y[inner != k], n_classes, C, self.max_iter)
+                held_out.append(log_loss(_softmax(_logits(coef, x[inner == k])), y[inner == k]) * np.sum(inner == k))
+            losses.append(sum(held_out) / len(y))
+        self.C_ = float(self.Cs[int(np.argmin(losses))])
+        self.coef_ = _fit_logistic(x, y, n_classes, self.C_, self.max_iter)
         self.classes_ = np.arange(n_classes)
-        self.C_ = float(np.ravel(self.model_.C_)[0])
         return self
 
     def predict_proba(self, probs):
-        out = np.zeros((_stack(probs).shape[1], len(self.classes_)))
-        out[:, self.model_.classes_] = self.model_.predict_proba(self._features(probs))
-        return _normalize(out).astype(np.float32)
+        return _normalize(_softmax(_logits(self.coef_, self._features(probs)))).astype(np.float32)
+
+
+def _logits(coef, x):
+    return x @ coef[:-1] + coef[-1]
+
+
+def _softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _fit_logistic(x, y, n_classes, C, max_iter):
+    """Weights (features + 1, classes) minimizing the mean log loss + |W|^2 / (2 C n)."""
+    from scipy.optimize import minimize
+
+    n, f = x.shape
+    onehot = np.eye(n_classes)[y]
+
+    def loss_and_grad(flat):
+        coef = flat.reshape(f + 1, n_classes)
+        z = _logits(coef, x)
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        p = np.exp(log_p)
+        penalty = 0.5 * np.sum(coef[:-1] ** 2) / (C * n)
+        diff = (p - onehot) / n
+        grad = np.vstack([x.T @ diff + coef[:-1] / (C * n), diff.sum(axis=0)])
+        return -np.sum(log_p * onehot) / n + penalty, grad.ravel()
+
+    result = minimize(loss_and_grad, np.zeros((f + 1) * n_classes), jac=True, method="L-BFGS-B",
+                      options={"maxiter": max_iter})
+    return result.x.reshape(f + 1, n_classes)
 
 
 class RankBlend:

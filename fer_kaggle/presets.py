@@ -1,17 +1,25 @@
 """Named, documented run configurations. Every value can be overridden on the command line
 (`--set key=value`), and the resolved config is saved with each variant in oof/<variant>/.
+BENCHMARKS.md holds the measurements that chose each value.
 
 - smoke: the demo data in seconds: two tiny variants, two epochs. Used by tests and CI.
-- demo:  the demo data in at most 10 minutes on 2 CPU cores: a small zoo worth blending.
-- cpu:   the real data on a 2-core CPU: cv of all its variants plus the blend in at most
-         60 minutes (`--time-limit` 3300 s for cv sizes the epochs to fit).
-- gpu:   the real data on one GPU (JAX backend, bfloat16): the strongest ensemble that
-         trains in at most 20 minutes.
+- demo:  the demo data within a few minutes on 2 CPU cores: a small CNN and a DNN, so a
+         newcomer sees the whole pipeline, and a CNN well above a DNN, before committing an hour.
+- cpu:   the real data on a 2-core CPU: cv plus blend within 60 minutes. One compact VGG
+         trained as long as the hour allows (cosine to zero, sized by the measured step
+         time): on fold 0, more epochs of one fast network beat more networks.
+- gpu:   the real data on one GPU (JAX backend, bfloat16): several larger networks, each
+         trained for many epochs, in pieces that resume one another.
 """
 
 from fer_kaggle.cv import Variant
 from fer_kaggle.errors import ConfigError
-from fer_kaggle.train import DEFAULTS, resolve_config
+from fer_kaggle.training.config import DEFAULTS, resolve_config
+
+# The per-step engine's settings that every real-data preset shares: warm up briefly, decay
+# to zero when the time is up, smooth the labels, keep the final (honest) weights.
+_ENGINE = {"schedule": "cosine", "warmup": 0.03, "min_learning_rate": 0.0, "label_smoothing": 0.1,
+           "early_stopping_patience": 0, "select": "last", "tta": "flip"}
 
 PRESETS = {
     "smoke": {
@@ -21,24 +29,23 @@ PRESETS = {
         "jobs": 1,
     },
     "demo": {
-        "variants": ["cnn_tiny", "xception_fast", "dnn_s"],
-        "train": {"epochs": 10, "batch_size": 64, "schedule": "cosine", "learning_rate": 2e-3,
-                  "early_stopping_patience": 0},
-        "time_limit": 600,
+        "variants": ["cnn_tiny", "dnn_s"],
+        "train": {**_ENGINE, "epochs": 12, "batch_size": 64, "learning_rate": 2e-3, "label_smoothing": 0.0},
+        "time_limit": 150,
         "jobs": 1,
     },
     "cpu": {
-        "variants": ["xception_fast", "resnet_fast"],
-        "train": {"epochs": 16, "batch_size": 128, "schedule": "onecycle", "learning_rate": 3e-3,
-                  "early_stopping_patience": 0, "label_smoothing": 0.05},
+        "variants": ["vgg_fast16"],
+        "train": {**_ENGINE, "epochs": 40, "batch_size": 128, "optimizer": "adam", "learning_rate": 2e-3,
+                  "flip": True, "shift": 0.08, "zoom": 0.0, "rotation": 0.0},
         "time_limit": 3300,
-        "jobs": 2,
+        "jobs": 1,
     },
     "gpu": {
-        "variants": ["vgg_ccp", "resnet_m", "xception_l", "conv5x5_4", "conv7", "conv5x5_box3"],
-        "train": {"epochs": 40, "batch_size": 256, "schedule": "onecycle", "learning_rate": 2e-3,
-                  "optimizer": "adamw", "weight_decay": 5e-2, "label_smoothing": 0.05,
-                  "early_stopping_patience": 0, "mixed_precision": True},
+        "variants": ["vgg_fast48", "resnet_m", "vgg_fast32"],
+        "train": {**_ENGINE, "epochs": 60, "batch_size": 256, "optimizer": "adamw", "learning_rate": 2e-3,
+                  "weight_decay": 5e-2, "ema": 0.999, "flip": True, "shift": 0.1, "zoom": 0.1, "rotation": 0.03,
+                  "erasing": 0.25, "tta": "flip+crops", "mixed_precision": True, "checkpoint_seconds": 120},
         "time_limit": 1140,
         "jobs": 1,
         "backend": "jax",  # used unless KERAS_BACKEND is set

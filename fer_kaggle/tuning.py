@@ -1,7 +1,7 @@
 """Architecture search under a parameter budget with keras-tuner (`fer-kaggle tune`).
 
 The search spaces are declared here, in one place. A trial trains with the same folds and
-the same training code as `fer-kaggle cv` (train.fit on fold k's training rows, scored on
+the same training code as `fer-kaggle cv` (training.fit on fold k's training rows, scored on
 its held-out rows), so a tuned variant behaves in CV as it did in the search. A
 configuration over `max_params` is refused in `build`, before any training, through
 keras-tuner's failed-trial mechanism; such skipped trials do not count toward the trials
@@ -94,19 +94,19 @@ def _tuner_class(kind):
             self.requested_trials = state.get("requested_trials")
 
     class FoldTuner(kt.Tuner):
-        """Runs a trial with fer_kaggle.train on the folds of oof/folds.csv."""
+        """Runs a trial with fer_kaggle.training on the folds of oof/folds.csv."""
 
         def __init__(self, data, base_train, folds_to_use, max_params, oracle, **kwargs):
             self.data, self.base_train, self.folds_to_use, self.max_params = data, base_train, folds_to_use, max_params
             super().__init__(oracle=oracle, **kwargs)
 
         def run_trial(self, trial, *args, **kwargs):
-            from fer_kaggle import train
+            from fer_kaggle import training
             from fer_kaggle.cv import split_rows
 
             hp = trial.hyperparameters
             params = self.hypermodel.build(hp).count_params()  # the budget check, before any training
-            cfg = train.resolve_config(**{**self.base_train, **training_space(hp)})
+            cfg = training.resolve_config(**{**self.base_train, **training_space(hp)})
             if "tuner/epochs" in hp.values:
                 cfg["epochs"] = int(hp.values["tuner/epochs"])
             x, y, folds = self.data
@@ -114,9 +114,9 @@ def _tuner_class(kind):
             for k in self.folds_to_use:
                 train_rows, valid_rows = split_rows(folds, k)
                 workdir = Path(self.get_trial_dir(trial.trial_id)) / f"fold{k}"
-                model, state = train.fit(lambda: self.hypermodel.build(hp), x[train_rows], y[train_rows],
+                model, state = training.fit(lambda: self.hypermodel.build(hp), x[train_rows], y[train_rows],
                                          x[valid_rows], y[valid_rows], cfg, workdir)
-                probs = train.predict(model, x[valid_rows], tta="none")
+                probs = training.predict(model, x[valid_rows], tta="none")
                 scores.append(metrics.accuracy(probs, y[valid_rows]))
             return {"val_accuracy": float(np.mean(scores)), "seconds": time.perf_counter() - started,
                     "params": float(params)}
@@ -200,7 +200,7 @@ def _metric(trial, name):
 
 def export_best(fold_tuner, family, base_train, search_dir, top, target_params=None):
     """Write the top configurations as variants: tuning/<search>/best/<search>-<rank>.json."""
-    from fer_kaggle import train
+    from fer_kaggle import training
 
     model_name, space = SEARCH_SPACES[family]
     best_dir = Path(search_dir) / "best"
@@ -211,7 +211,7 @@ def export_best(fold_tuner, family, base_train, search_dir, top, target_params=N
         model_hp = space(hp)
         if target_params is not None:
             _match(model_hp, target_params)
-        cfg = train.resolve_config(**{**base_train, **training_space(hp)})
+        cfg = training.resolve_config(**{**base_train, **training_space(hp)})
         if "tuner/epochs" in hp.values:
             cfg["epochs"] = max(cfg["epochs"], int(hp.values["tuner/epochs"]))
         variant = {"name": f"{Path(search_dir).name}-{rank}", "model": model_name, "model_hp": model_hp,

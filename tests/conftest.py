@@ -69,7 +69,7 @@ def tiny_comp(tmp_path):
 
 def tiny_variant(name="cnn_tiny", **train):
     from fer_kaggle.cv import Variant
-    from fer_kaggle.train import resolve_config
+    from fer_kaggle.training import resolve_config
 
     cfg = resolve_config(**{"epochs": 2, "batch_size": 64, "early_stopping_patience": 0, **train})
     return Variant(name=name, model="cnn_tiny", model_hp={"filters": (4, 8)}, train=cfg)

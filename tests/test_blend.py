@@ -76,3 +76,18 @@ def test_best_is_reproducible_and_reports_every_method():
     assert np.array_equal(a.predict_proba(members), b.predict_proba(members))
     best = min(a.scores_.values(), key=lambda s: s["log_loss"])
     assert a.scores_[a.method_] == best
+
+
+def test_stack_learns_a_calibration_that_averages_cannot():
+    """An underconfident member: the logistic regression on log-probabilities sharpens it."""
+    rng = np.random.default_rng(4)
+    n, c = 1500, 7
+    y = rng.integers(0, c, n)
+    logits = rng.normal(size=(n, c))
+    logits[np.arange(n), y] += 3.0
+    flat = np.exp(logits / 4)
+    member = [(flat / flat.sum(1, keepdims=True)).astype(np.float32)]
+    folds = np.arange(n) % 5
+    stacked = nested_cv("stack", member, y, folds)
+    assert log_loss(stacked, y) < log_loss(member[0], y) - 0.1
+    assert StackBlend().fit(member, y).C_ in StackBlend().Cs

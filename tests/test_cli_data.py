@@ -87,3 +87,28 @@ def test_the_device_npz_is_the_same_competition(tmp_path):
     assert np.array_equal(from_npz.x_train, from_zip.x_train) and np.array_equal(from_npz.x_test, from_zip.x_test)
     assert np.array_equal(from_npz.y_train, from_zip.y_train) and np.array_equal(from_npz.test_ids, from_zip.test_ids)
     assert from_npz.train_sha256 == from_zip.train_sha256
+
+
+@pytest.mark.parametrize("order", ["global first", "global after the subcommand"])
+def test_global_options_are_accepted_before_and_after_the_subcommand(tmp_path, order):
+    files, _, _ = ntu_files()
+    source = write_files(tmp_path / "ntu", files)
+    options = ["--data-dir", str(tmp_path / "d"), "--oof-dir", str(tmp_path / "o")]
+    steps = [["data", "--source", str(source)], ["folds", "--k", "3"]]
+    for step in steps:
+        args = options + step if order == "global first" else step + options
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "d" / "competition.json").exists() and (tmp_path / "o" / "folds.csv").exists()
+    assert not (tmp_path / "data").exists() and not (tmp_path / "oof").exists()
+
+
+def test_every_subcommand_help_shows_an_example():
+    from fer_kaggle.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) >= {"data", "folds", "cv", "tune", "blend", "submit", "report", "bench"}
+    for name, sub in commands.items():
+        text = sub.format_help()
+        assert "example:" in text and f"fer-kaggle {name}" in text.split("example:")[1], name

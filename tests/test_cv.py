@@ -100,7 +100,7 @@ def cli(tmp, *args):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "tensorflow"}
     return [sys.executable, "-m", "fer_kaggle", "--data-dir", str(tmp / "data"), "--oof-dir", str(tmp / args[0]),
             "cv", "--preset", "smoke", "--variants", "cnn_tiny", "--threads", "1",
-            "--set", "epochs=4", "--set", "filters=(4, 8)", *args[1:]], env
+            "--set", "epochs=4", "--set", "checkpoint_seconds=0", "--set", "filters=(4, 8)", *args[1:]], env
 
 
 def test_a_run_killed_mid_fold_resumes_to_the_same_oof(tiny_comp):
@@ -144,3 +144,15 @@ def test_cli_errors_are_one_line(tiny_comp):
     # Anything else on stderr is TensorFlow's own start-up log (absl), never ours.
     others = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("fer-kaggle")]
     assert all(line.startswith(("WARNING: All log messages", "I0000", "E0000", "W0000")) for line in others), others
+
+
+def test_time_left_by_a_finished_job_goes_to_the_jobs_after_it(tmp_path):
+    costs = {("a", 0): 10.0, ("a", 1): 10.0, ("b", 0): 20.0}
+    share = cv.TimeShare(400, costs, tmp_path)
+    first = share.budget("a", 0)
+    assert first == pytest.approx(100, rel=0.02)  # 400 s x 10 / 40
+    (tmp_path / "a" / "fold0").mkdir(parents=True)
+    (tmp_path / "a" / "fold0" / "done.json").write_text("{}")  # it finished at once: its time is free again
+    assert share.budget("a", 1) == pytest.approx(400 * 10 / 30, rel=0.02)
+    assert cv.TimeShare(400, costs, tmp_path, parallel=2).budget("a", 1) == pytest.approx(400 * 2 * 10 / 30, rel=0.02)
+    assert cv.TimeShare(400, costs, tmp_path, parallel=2).budget("b", 0) == pytest.approx(400, rel=0.02)  # never more than is left

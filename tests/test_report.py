@@ -81,7 +81,7 @@ def test_one_figure_alone(report_dir):
     out = tmp / "alone"
     sections = Report(comp, folds, tmp / "oof", out, progress=lambda m: None).make(["confusion"])
     assert [s[0] for s in sections] == ["confusion"]
-    assert sorted(p.name for p in out.iterdir()) == ["confusion.json", "confusion.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["confusion.json", "confusion.png", "index.html"]
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from fer_kaggle import presets, train, tuning
+from fer_kaggle import presets, training, tuning
 from fer_kaggle.models import create_model
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = train.resolve_config(epochs=1, batch_size=64, early_stopping_patience=0)
+BASE = training.resolve_config(epochs=1, batch_size=64, early_stopping_patience=0)
 
 
 def run_search(tiny_comp, name, **kwargs):
@@ -25,8 +25,8 @@ def run_search(tiny_comp, name, **kwargs):
 
 def test_oversized_configurations_are_skipped_untrained_and_valid_trials_still_complete(tiny_comp, monkeypatch):
     trained = []
-    real_fit = train.fit
-    monkeypatch.setattr(train, "fit", lambda build, *a, **k: trained.append(build().count_params()) or real_fit(build, *a, **k))
+    real_fit = training.fit
+    monkeypatch.setattr(training, "fit", lambda build, *a, **k: trained.append(build().count_params()) or real_fit(build, *a, **k))
     rows = run_search(tiny_comp, "budget", max_params=5000)
     completed = [r for r in rows if r["status"] == "COMPLETED"]
     skipped = [r for r in rows if r["status"] == "FAILED"]
@@ -41,8 +41,8 @@ def test_oversized_configurations_are_skipped_untrained_and_valid_trials_still_c
 def test_a_search_run_again_continues_without_redoing_trials(tiny_comp, monkeypatch):
     run_search(tiny_comp, "resume", trials=2)
     calls = []
-    real_fit = train.fit
-    monkeypatch.setattr(train, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    real_fit = training.fit
+    monkeypatch.setattr(training, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
     rows = run_search(tiny_comp, "resume", trials=3)
     assert len([r for r in rows if r["status"] == "COMPLETED"]) == 3
     assert len(calls) == 1  # only the new trial trained

@@ -22,7 +22,7 @@ def matched_dnn(oof_dir, cnn_params, tolerance=0.05):
 def train_matched_dnn(cnn_dir, comp, folds, workdir, progress=print):
     """Train a DNN sized to the CNN's parameter count on fold 0, with the CNN's fold-0 epochs
     and training settings (resumable). Returns its fold-0 summary and history."""
-    from fer_kaggle import train
+    from fer_kaggle import training
     from fer_kaggle.cv import split_rows
     from fer_kaggle.models import create_model
 
@@ -30,13 +30,13 @@ def train_matched_dnn(cnn_dir, comp, folds, workdir, progress=print):
     done = atomic.read_json(Path(cnn_dir) / "fold0" / "done.json")
     cfg = {**config["train"], "epochs": done["epochs"], "early_stopping_patience": 0}
     train_rows, valid_rows = split_rows(folds, 0)
-    train.configure_backend()
-    model, state = train.fit(
+    training.configure_backend()
+    model, state = training.fit(
         lambda: create_model("dnn_s", target_params=config["params"]),
         comp.x_train[train_rows], comp.y_train[train_rows], comp.x_train[valid_rows], comp.y_train[valid_rows],
         cfg, workdir, on_epoch=lambda s: progress(f"matched DNN, fold 1 epoch {s.epoch}/{s.planned_epochs}"),
     )
-    probs = train.predict(model, comp.x_train[valid_rows], tta=cfg["tta"])
+    probs = training.predict(model, comp.x_train[valid_rows], tta=cfg["tta"])
     return {
         "params": int(model.count_params()),
         "accuracy": metrics.accuracy(probs, comp.y_train[valid_rows]),

@@ -7,8 +7,14 @@ from fer_kaggle.diagnostics.plots import figure, save
 
 
 def read_history(path):
+    """Rows of history.csv as floats; an epoch that was not validated has None there."""
     with open(path) as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _validated(history, key):
+    points = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
+    return [e for e, _ in points], [v for _, v in points]
 
 
 def fold_histories(variant_dir):
@@ -25,9 +31,9 @@ def plot_curves(histories_by_name, path, title="Training curves"):
             epochs = [r["epoch"] for r in h]
             label = name if k == 0 else None
             ax_loss.plot(epochs, [r["loss"] for r in h], "--", color=color, alpha=0.6)
-            ax_loss.plot(epochs, [r["val_loss"] for r in h], "-", color=color, label=label)
+            ax_loss.plot(*_validated(h, "val_loss"), ".-", color=color, label=label)
             ax_acc.plot(epochs, [r["accuracy"] for r in h], "--", color=color, alpha=0.6)
-            ax_acc.plot(epochs, [r["val_accuracy"] for r in h], "-", color=color, label=label)
+            ax_acc.plot(*_validated(h, "val_accuracy"), ".-", color=color, label=label)
     for ax, what in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(what)

@@ -70,8 +70,7 @@ class Report:
             raise ConfigError(f"unknown figure {sorted(unknown)[0]!r}; choose from {', '.join(FIGURES)}")
         for name in only or FIGURES:
             getattr(self, f"_{name}")()
-        if not only:
-            self.write_index()
+        self.write_index()
         return self.sections
 
     # ------------------------------------------------------------------ figures

@@ -1,4 +1,4 @@
-"""Benchmarks (`make bench`): each compares against a baseline in the same run, as a ratio."""
+"""Parsing benchmark: the fast reader and the cache against pandas plus a split per row."""
 
 import tempfile
 import time

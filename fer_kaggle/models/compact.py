@@ -1,0 +1,38 @@
+"""Wide-shallow VGG-like networks with global average pooling: the most accuracy per second
+measured at 48x48 on a 2-core CPU (BENCHMARKS.md has the fold-0 curves that chose them)."""
+
+import keras
+from keras import layers
+
+from fer_kaggle.models.layers import classifier, conv_bn_act, model_input
+from fer_kaggle.models.registry import register_model
+
+
+def _squeeze_excite(x, ratio=4):
+    channels = x.shape[-1]
+    s = layers.GlobalAveragePooling2D(keepdims=True)(x)
+    s = layers.Dense(max(4, channels // ratio), activation="relu")(s)
+    s = layers.Dense(channels, activation="sigmoid")(s)
+    return layers.Multiply()([x, s])
+
+
+@register_model("vgg_fast16", width=16)
+@register_model("vgg_fast24", width=24)
+@register_model("vgg_fast32", width=32)
+@register_model("vgg_fast48", width=48)
+def vgg_gap(input_shape, num_classes, width=16, convs=(1, 2, 2, 2), squeeze_excite=False, dropout=0.3, act="relu",
+            normalization="standardize"):
+    """Stages of 3x3 conv-BN-act at 48, 24, 12 and 6 pixels (max-pool between), widths doubling
+    from `width`; one conv at full resolution, where a conv costs the most; optional
+    squeeze-excitation after each stage; global average pooling and dropout before the classifier."""
+    inputs, x = model_input(input_shape, normalization)
+    for stage, n_convs in enumerate(convs):
+        if stage:
+            x = layers.MaxPooling2D()(x)
+        for _ in range(n_convs):
+            x = conv_bn_act(x, width * 2**stage, 3, act)
+        if squeeze_excite:
+            x = _squeeze_excite(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    return keras.Model(inputs, classifier(x, num_classes), name="vgg_gap")

@@ -1,0 +1,331 @@
+"""Fit one model on one split: the epoch plan, the loop, validation, weight averaging and
+checkpoints. Knows nothing of folds: it gets arrays and a checkpoint folder.
+
+One `fit` call per epoch, so that every random draw depends only on (seed, epoch, step): a
+run killed at any moment resumes from its last checkpoint and, without a time budget, ends
+with the same weights as an uninterrupted run. With a time budget the number of epochs is
+planned before the first step from a measured step time, and re-planned from the steps
+actually timed, so the per-step schedule always ends its decay when the budget ends.
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from fer_kaggle import atomic
+from fer_kaggle.metrics import accuracy, log_loss
+from fer_kaggle.training.augment import epoch_arrays, inner_model, with_augmentation
+from fer_kaggle.training.backend import private_python_random
+from fer_kaggle.training.predict import predict
+from fer_kaggle.training.schedule import StepSchedule
+
+VALIDATION_SHARE = 0.05  # validation may cost this share of the training time (planned before it is timed)
+REPLAN_TOLERANCE = 0.03  # a projected overrun within this share of the budget keeps the plan
+
+
+@dataclass
+class FitState:
+    """What a resumed run needs besides the checkpointed model (weights and optimizer)."""
+
+    epoch: int = 0  # epochs finished
+    planned_epochs: int = 0
+    steps_per_epoch: int = 0
+    plateau_lr: float = 0.0
+    best_val_loss: float = float("inf")
+    best_epoch: int = -1
+    plateau_wait: int = 0
+    val_every: int = 1
+    history: list = field(default_factory=list)
+    checkpoint: str = ""
+    best_weights: str = ""
+    stopped: str = ""  # why training ended: epochs, early stopping, time limit
+    replans: int = 0
+    step_seconds: float = 0.0  # the median time of one training step, tracing left out
+    seconds: dict = field(default_factory=lambda: {"train": 0.0, "validate": 0.0, "checkpoint": 0.0})
+
+    @property
+    def validated(self):
+        return [h for h in self.history if h["val_accuracy"] is not None]
+
+
+def make_optimizer(cfg, learning_rate):
+    ema = {"use_ema": True, "ema_momentum": cfg["ema"]} if cfg["ema"] else {}
+    if cfg["optimizer"] == "adam":
+        return keras.optimizers.Adam(learning_rate, **ema)
+    if cfg["optimizer"] == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=cfg["weight_decay"], **ema)
+    return keras.optimizers.SGD(learning_rate, momentum=cfg["momentum"], nesterov=True,
+                                weight_decay=cfg["weight_decay"], **ema)
+
+
+def learning_rate_for(cfg, planned_steps):
+    if cfg["schedule"] == "plateau":
+        return float(cfg["learning_rate"])  # a variable the loop sets per epoch
+    return StepSchedule.plan(cfg, planned_steps)
+
+
+def build_training_model(build_model, cfg, planned_steps):
+    """A fresh model behind its augmentation layer, compiled with the planned schedule."""
+    keras.utils.set_random_seed(cfg["seed"])
+    with private_python_random(cfg["seed"]):
+        model = with_augmentation(build_model(), cfg)
+    model.compile(optimizer=make_optimizer(cfg, learning_rate_for(cfg, planned_steps)),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg["label_smoothing"]),
+                  metrics=["accuracy"])
+    return model
+
+
+def plan_epochs(cfg, steps_per_epoch, step_seconds, seconds_left):
+    """The most epochs (at least one, at most cfg['epochs']) whose training and validation fit."""
+    if seconds_left is None or not step_seconds:
+        return cfg["epochs"]
+    epoch_seconds = step_seconds * steps_per_epoch * (1 + VALIDATION_SHARE)
+    return int(max(1, min(cfg["epochs"], seconds_left // epoch_seconds)))
+
+
+class _StepTimer:
+    """Times the steps of one `fit` call (a Keras callback on any backend)."""
+
+    def __init__(self):
+        timer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                timer.ends.append(time.perf_counter())
+
+        self.callback = Callback()
+        self.ends = []
+
+    def steady_step_seconds(self):
+        """The median step time, leaving out the first two steps (tracing, warm-up)."""
+        gaps = np.diff(self.ends[1:])
+        return float(np.median(gaps)) if len(gaps) else None
+
+
+def measure_step_seconds(build_model, cfg, num_classes=7, steps=4):
+    """Seconds of one training step (augmentation included) on random pixels, after a
+    warm-up step: what plans a run before it starts."""
+    cfg = {**cfg, "epochs": 1}
+    model = build_training_model(build_model, cfg, steps)
+    n = cfg["batch_size"] * (steps + 2)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(n, 48, 48), dtype=np.uint8)
+    y = rng.integers(0, num_classes, size=n)
+    timer = _StepTimer()
+    images, targets, _ = epoch_arrays(x, y, cfg, 0, num_classes)
+    model.fit(images, targets, batch_size=cfg["batch_size"], shuffle=False, epochs=1, verbose=0,
+              callbacks=[timer.callback])
+    return timer.steady_step_seconds()
+
+
+def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7, time_budget=None,
+        step_seconds=None, on_epoch=None):
+    """Train on (x_train, y_train); validate on (x_val, y_val) at a cadence that costs under 5%.
+
+    `build_model()` returns a fresh, uncompiled model of raw 48x48 pixels. `workdir` keeps the
+    resumable state. `time_budget` (seconds of this call) plans the epochs, from
+    `step_seconds` when given (else from cfg['epochs'] until the first steps are timed).
+    Returns (the model that predicts: the last weights, their moving average with `ema`, or
+    the best validated epoch's with select=best; FitState)."""
+    if cfg["mixed_precision"]:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    workdir = Path(workdir)
+    started = time.perf_counter()
+    state_path = workdir / "state.json"
+    if state_path.exists():
+        state = FitState(**atomic.read_json(state_path))
+        model = keras.models.load_model(workdir / state.checkpoint)
+    else:
+        steps = max(1, len(x_train) // cfg["batch_size"])
+        planned = plan_epochs(cfg, steps, step_seconds, time_budget)
+        state = FitState(planned_epochs=planned, steps_per_epoch=steps, plateau_lr=cfg["learning_rate"],
+                         step_seconds=step_seconds or 0.0, val_every=max(1, cfg["val_every"]))
+        model = build_training_model(build_model, cfg, planned * steps)
+    last_checkpoint = time.perf_counter()
+    timed, first = [], True  # train seconds of this process's epochs after its first (which traces)
+
+    while not state.stopped:
+        if state.epoch >= state.planned_epochs:
+            state.stopped = "epochs" if state.planned_epochs == cfg["epochs"] else "time limit"
+            break
+        _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir)
+        if not first:
+            timed.append(state.history[-1]["seconds"])
+        first = False
+        if cfg["early_stopping_patience"] and _validations_since_best(state) >= cfg["early_stopping_patience"]:
+            state.stopped = "early stopping"
+        elif time_budget is not None:
+            _replan(model, state, cfg, time_budget - (time.perf_counter() - started), timed)
+        if state.stopped or state.epoch >= state.planned_epochs or \
+                time.perf_counter() - last_checkpoint >= cfg["checkpoint_seconds"]:
+            _checkpoint(model, state, workdir)  # the commit point: state.json names this checkpoint
+            last_checkpoint = time.perf_counter()
+        if on_epoch:
+            on_epoch(state)
+
+    if state.epoch >= state.planned_epochs and not state.stopped:
+        state.stopped = "epochs"
+    atomic.write_json(state_path, state.__dict__)
+    return _final_model(model, state, cfg, workdir), state
+
+
+def _validations_since_best(state):
+    return sum(1 for h in state.validated if h["epoch"] - 1 > state.best_epoch)
+
+
+def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir):
+    epoch = state.epoch
+    model.get_layer("augment").start_epoch(epoch)
+    if cfg["schedule"] == "plateau":
+        model.optimizer.learning_rate = state.plateau_lr
+    lr = keras_learning_rate(model)  # at the epoch's first step
+    t0 = time.perf_counter()
+    images, targets, weights = epoch_arrays(x_train, y_train, cfg, epoch, num_classes)
+    timer = _StepTimer()
+    logs = model.fit(images, targets, sample_weight=weights, batch_size=cfg["batch_size"], shuffle=False,
+                     epochs=1, verbose=0, callbacks=[timer.callback]).history
+    train_seconds = time.perf_counter() - t0
+    state.seconds["train"] += train_seconds
+    measured = timer.steady_step_seconds()
+    if measured:
+        state.step_seconds = measured if not state.step_seconds else 0.5 * (state.step_seconds + measured)
+    state.epoch = epoch + 1
+    row = {"epoch": epoch + 1, "loss": float(logs["loss"][0]), "accuracy": float(logs["accuracy"][0]),
+           "val_loss": None, "val_accuracy": None, "learning_rate": lr, "seconds": round(train_seconds, 3)}
+    state.history.append(row)
+    last = state.epoch >= state.planned_epochs
+    if last or epoch % state.val_every == 0 or cfg["early_stopping_patience"] or cfg["schedule"] == "plateau":
+        _validate(model, state, row, x_val, y_val, cfg, workdir, train_seconds)
+
+
+def keras_learning_rate(model):
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def _validate(model, state, row, x_val, y_val, cfg, workdir, train_seconds):
+    t0 = time.perf_counter()
+    with _averaged_weights(model):
+        probs = predict(inner_model(model), x_val, tta="none")
+        row["val_loss"], row["val_accuracy"] = log_loss(probs, y_val), accuracy(probs, y_val)
+        improved = row["val_loss"] < state.best_val_loss
+        if improved:
+            state.best_val_loss, state.best_epoch, state.plateau_wait = row["val_loss"], row["epoch"] - 1, 0
+            if cfg["select"] == "best":
+                name = f"best-{row['epoch']}.weights.h5"
+                with atomic.atomic_path(workdir / name) as tmp:
+                    inner_model(model).save_weights(_with_suffix(tmp, ".weights.h5"))
+                    os.replace(_with_suffix(tmp, ".weights.h5"), tmp)
+                _remove(workdir, state.best_weights)
+                state.best_weights = name
+    if not improved:
+        state.plateau_wait += 1
+        if cfg["schedule"] == "plateau" and state.plateau_wait >= cfg["plateau_patience"]:
+            state.plateau_lr = max(cfg["min_learning_rate"], state.plateau_lr * cfg["plateau_factor"])
+            state.plateau_wait = 0
+    seconds = time.perf_counter() - t0
+    state.seconds["validate"] += seconds
+    row["val_seconds"] = round(seconds, 3)
+    if cfg["val_every"] == 0 and train_seconds > 0:  # as often as costs under VALIDATION_SHARE
+        state.val_every = max(1, math.ceil(seconds / (VALIDATION_SHARE * train_seconds)))
+
+
+class _averaged_weights:
+    """Within the block, the model holds the optimizer's moving average of its weights (ema)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.saved = None
+
+    def __enter__(self):
+        optimizer = self.model.optimizer
+        if getattr(optimizer, "use_ema", False) and optimizer.built:
+            self.saved = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
+            _load_averages(self.model)
+        return self.model
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            for variable, value in zip(self.model.trainable_variables, self.saved):
+                variable.assign(value)
+
+
+def _replan(model, state, cfg, seconds_left, timed):
+    """Fit the plan to the time left: fewer epochs when the budget would be overrun, more when
+    at least one more whole epoch fits; the schedule then decays over the new plan. An epoch's
+    seconds: the median of the epochs timed in this process after its first (which traces),
+    else the measured step time, plus the validation seconds spent per epoch so far."""
+    if cfg["schedule"] == "plateau" or not (state.step_seconds or timed):
+        return
+    train = float(np.median(timed)) if timed else state.step_seconds * state.steps_per_epoch
+    epoch_seconds = train + state.seconds["validate"] / max(1, state.epoch)
+    remaining = state.planned_epochs - state.epoch
+    overrun = remaining * epoch_seconds - seconds_left
+    fits = int(max(0, seconds_left) // epoch_seconds)
+    if overrun > REPLAN_TOLERANCE * (seconds_left + state.seconds["train"]):
+        planned = state.epoch + fits
+    elif fits > remaining and state.planned_epochs < cfg["epochs"]:
+        planned = min(cfg["epochs"], state.epoch + fits)
+    else:
+        return
+    if planned == state.planned_epochs:
+        return
+    state.planned_epochs = max(state.epoch, planned)
+    state.replans += 1
+    if state.planned_epochs > state.epoch:
+        model.optimizer.learning_rate = StepSchedule.plan(cfg, state.planned_epochs * state.steps_per_epoch)
+        model.train_function = None  # traced again with the new schedule
+
+
+def _checkpoint(model, state, workdir):
+    """Save the training model under a new name, then commit state.json, then drop the old one."""
+    t0 = time.perf_counter()
+    old = state.checkpoint
+    name = f"checkpoint-{state.epoch}.keras"
+    with atomic.atomic_path(workdir / name) as tmp:
+        model.save(_with_suffix(tmp, ".keras"))
+        os.replace(_with_suffix(tmp, ".keras"), tmp)
+    state.checkpoint = name
+    state.seconds["checkpoint"] += time.perf_counter() - t0
+    atomic.write_json(workdir / "state.json", state.__dict__)
+    if old != name:
+        _remove(workdir, old)
+
+
+def _final_model(model, state, cfg, workdir):
+    if cfg["select"] == "best" and state.best_weights:
+        inner_model(model).load_weights(workdir / state.best_weights)
+    elif getattr(model.optimizer, "use_ema", False) and model.optimizer.built:
+        _load_averages(model)
+    return inner_model(model)
+
+
+def _load_averages(model):
+    """The optimizer's moving averages into the weights, as copies (JAX donates the buffers
+    of a training step's inputs: a weight must not share one with its average)."""
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    for variable in model.trainable_variables:
+        variable.assign(keras.ops.convert_to_numpy(variable))
+
+
+def _with_suffix(path, suffix):
+    """Keras insists on file suffixes: a sibling temporary name that has one."""
+    return Path(str(path) + suffix)
+
+
+def _remove(workdir, name):
+    if name and (Path(workdir) / name).exists():
+        (Path(workdir) / name).unlink()
+
+
+def history_csv(history):
+    if not history:
+        return ""
+    keys = list(dict.fromkeys(k for h in history for k in h))
+    return ",".join(keys) + "\n" + "".join(",".join("" if h.get(k) is None else json.dumps(h[k]) for k in keys) + "\n"
+                                           for h in history)

@@ -1,0 +1,123 @@
+"""The training engine: augmentation in the step, per-step schedules, weight averaging,
+honest fold models, the time plan."""
+
+import numpy as np
+import pytest
+
+from fer_kaggle import training
+from fer_kaggle.training.augment import Augment
+from fer_kaggle.training.loop import plan_epochs
+from fer_kaggle.training.schedule import StepSchedule
+
+
+def tiny_data(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), rng.integers(0, 7, n)
+
+
+def build():
+    from fer_kaggle.models import create_model
+
+    return create_model("cnn_tiny", filters=(4, 8))
+
+
+def fit(tmp_path, name, x, y, **cfg):
+    cfg = training.resolve_config(**{"epochs": 2, "batch_size": 64, **cfg})
+    return training.fit(build, x[:192], y[:192], x[192:], y[192:], cfg, tmp_path / name)
+
+
+def test_augmentation_draws_depend_on_seed_and_epoch_only_and_are_off_at_inference():
+    x = np.random.default_rng(1).integers(0, 256, (16, 48, 48, 1)).astype("float32")
+    layer = Augment(flip=True, shift=0.1, zoom=0.1, rotation=0.05, erasing=0.5, seed=3)
+    outs = {}
+    for epoch in (0, 1, 0):
+        layer.start_epoch(epoch)
+        outs.setdefault(epoch, []).append(np.asarray(layer(x, training=True)))
+    assert np.array_equal(outs[0][0], outs[0][1])  # the same epoch draws the same again
+    assert not np.allclose(outs[0][0], outs[1][0])
+    assert outs[0][0].shape == x.shape and np.all(np.isfinite(outs[0][0]))
+    assert np.array_equal(np.asarray(layer(x, training=False)), x)
+
+
+def test_flip_only_gives_each_image_or_its_mirror():
+    x = np.random.default_rng(2).integers(0, 256, (32, 48, 48, 1)).astype("float32")
+    layer = Augment(flip=True, shift=0.0, zoom=0.0, rotation=0.0, seed=0)
+    layer.start_epoch(0)
+    out = np.asarray(layer(x, training=True))
+    same = np.all(np.isclose(out, x, atol=1e-3), axis=(1, 2, 3))
+    mirrored = np.all(np.isclose(out, x[:, :, ::-1], atol=1e-3), axis=(1, 2, 3))
+    assert np.all(same | mirrored) and same.any() and mirrored.any()
+
+
+def test_shifts_move_whole_pixels_without_blur():
+    x = np.random.default_rng(3).integers(0, 256, (8, 48, 48, 1)).astype("float32")
+    layer = Augment(flip=True, shift=0.1, zoom=0.0, rotation=0.0, seed=1)
+    layer.start_epoch(2)
+    out = np.asarray(layer(x, training=True))
+    assert not np.allclose(out, x)
+    for image, moved in zip(x, out):  # every output pixel is one of the image's own pixel values
+        assert np.all(np.isin(np.round(moved, 3), image))
+
+
+def test_step_schedule_warms_up_then_decays_to_the_floor_and_round_trips():
+    s = StepSchedule(1e-2, total_steps=100, warmup_steps=10, kind="cosine", floor=1e-4)
+    lr = [float(np.asarray(s(step))) for step in (0, 5, 10, 55, 100, 150)]
+    assert lr[0] == pytest.approx(1e-3) and lr[0] < lr[1] < lr[2] == pytest.approx(1e-2)
+    assert lr[3] == pytest.approx(1e-4 + 0.5 * (1e-2 - 1e-4), rel=1e-3)
+    assert lr[4] == pytest.approx(1e-4) and lr[5] == pytest.approx(1e-4)
+    linear = StepSchedule(1.0, total_steps=10, kind="linear")
+    assert float(np.asarray(linear(5))) == pytest.approx(0.5)
+    assert StepSchedule(**s.get_config()).get_config() == s.get_config()
+
+
+def test_the_plan_fits_the_budget():
+    cfg = training.resolve_config(epochs=30)
+    assert plan_epochs(cfg, 100, 0.1, None) == 30
+    assert plan_epochs(cfg, 100, 0.1, 105.0) == 10  # 10.5 s an epoch with validation
+    assert plan_epochs(cfg, 100, 0.1, 1.0) == 1  # never fewer than one epoch
+    assert plan_epochs(cfg, 100, 0.001, 1e6) == 30  # never more than cfg['epochs']
+
+
+def test_held_out_labels_choose_nothing_by_default(tmp_path):
+    """The model that predicts the held-out rows is the same whatever their labels are."""
+    x, y = tiny_data()
+    shuffled = y.copy()
+    shuffled[192:] = np.random.default_rng(5).permutation(y[192:])
+    a, state = fit(tmp_path, "a", x, y, val_every=1)
+    b, _ = fit(tmp_path, "b", x, shuffled, val_every=1)
+    assert not training.selects_on_validation(training.resolve_config())
+    assert np.array_equal(training.predict(a, x[192:]), training.predict(b, x[192:]))
+    assert all(h["val_accuracy"] is not None for h in state.history)  # validation still ran and was recorded
+
+
+def test_best_epoch_selection_is_marked(tmp_path):
+    x, y = tiny_data()
+    cfg = training.resolve_config(select="best")
+    assert training.selects_on_validation(cfg)
+    model, state = fit(tmp_path, "best", x, y, epochs=3, select="best", val_every=1)
+    assert state.best_weights and 0 <= state.best_epoch < 3
+
+
+def test_weight_averaging_predicts_with_the_average(tmp_path):
+    x, y = tiny_data()
+    plain, _ = fit(tmp_path, "plain", x, y)
+    averaged, _ = fit(tmp_path, "ema", x, y, ema=0.9)
+    assert not np.allclose(training.predict(plain, x[192:]), training.predict(averaged, x[192:]))
+    assert all(layer.name != "augment" for layer in averaged.layers)  # the saved fold model has no training layer
+
+
+def test_validation_cadence_keeps_its_cost_small(tmp_path):
+    x, y = tiny_data()
+    _, state = fit(tmp_path, "cadence", x, y, epochs=4, val_every=0)
+    assert state.history[-1]["val_accuracy"] is not None  # the last epoch is always validated
+    assert state.val_every >= 1 and set(state.seconds) == {"train", "validate", "checkpoint"}
+
+
+def test_a_wrong_step_estimate_is_replanned_to_end_the_schedule_within_the_budget(tmp_path):
+    x, y = tiny_data()
+    cfg = training.resolve_config(epochs=60, batch_size=64, learning_rate=1e-2, val_every=1000)
+    _, state = training.fit(build, x[:192], y[:192], x[192:], y[192:], cfg, tmp_path / "plan", time_budget=10.0,
+                            step_seconds=1e-6)  # believed nearly free: the first plan is all 60 epochs
+    assert state.replans >= 1 and state.epoch == state.planned_epochs < 60
+    assert state.stopped == "time limit"
+    assert state.history[-1]["learning_rate"] < 0.5e-2  # the decay was fit to the new plan, not cut off
