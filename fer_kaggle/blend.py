@@ -58,15 +58,16 @@ def load_members(oof_dir, names, comp, folds_meta):
 
 
 def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissions", method="best",
-              members=None, name=None, seed=0, log=print):
+              members=None, name=None, seed=0, log=print, progress=None):
     """Fit the blend on OOF only, write the blends' artifacts, the submission and its manifest.
+    `progress(message, fraction)` hears of each method as `best` scores it.
 
     Returns the manifest."""
     names = discover_members(oof_dir, members)
     oofs, tests, configs = load_members(oof_dir, names, comp, folds_meta)
     y = comp.y_train
     if method == "best":
-        best = BestBlend(folds, seed=seed).fit(oofs, y)
+        best = BestBlend(folds, seed=seed).fit(oofs, y, progress=progress)
         tried = {m: (best.nested_[m], make_blender(m, seed).fit(oofs, y) if m != best.method_ else best.blender_)
                  for m in best.methods}
         chosen = best.method_

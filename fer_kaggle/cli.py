@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from fer_kaggle import CLASS_NAMES
+from fer_kaggle.clock import Stopwatch
 from fer_kaggle.errors import FerKaggleError
 
 DEFAULT_COMPETITION = os.environ.get("COMPETITION") or "challenges-in-representation-learning-facial-expression-recognition-challenge"
@@ -202,8 +203,11 @@ def cmd_blend(args):
 
     comp = store.load(args.data_dir)
     folds_meta, folds = _folds(args.oof_dir, comp)
+    watch = Stopwatch()
     manifest = run_blend(comp, folds, folds_meta, args.oof_dir, args.submissions_dir, method=args.method,
-                         members=_names(args.members), name=args.name, seed=args.seed)
+                         members=_names(args.members), name=args.name, seed=args.seed,
+                         log=lambda m: print(watch.line(m), flush=True),
+                         progress=lambda m, f: print(watch.line(f"blend: {m}", f), flush=True))
     write_leaderboard(args.oof_dir)
     weights = ", ".join(f"{k} {v:.3f}" for k, v in manifest["weights"].items())
     print(f"blend: {manifest['method']} of {len(manifest['members'])} members ({weights})")
@@ -287,7 +291,8 @@ def cmd_report(args):
     comp = store.load(args.data_dir)
     _, folds = _folds(args.oof_dir, comp)
     target = args.variant or (f"blend-{args.blend}" if args.blend and not args.blend.startswith("blend-") else args.blend)
-    report = Report(comp, folds, args.oof_dir, args.out, target=target, progress=lambda m: print(m, flush=True),
+    watch = Stopwatch()
+    report = Report(comp, folds, args.oof_dir, args.out, target=target, progress=lambda m: print(watch.line(m), flush=True),
                     per_class=args.per_class, lime_samples=args.lime_samples, ascent_steps=args.ascent_steps)
     sections = report.make(_names(args.only))
     for name, title, figures, _ in sections:

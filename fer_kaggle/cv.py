@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic, metrics
+from fer_kaggle.clock import clock
 from fer_kaggle.errors import ConfigError, IntegrityError
-
 
 
 @dataclass
@@ -100,7 +100,7 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
         **_pick_worth(state),
         "fit_seconds": round(fit_seconds, 2),
         "predict_seconds": round(predict_seconds, 2),
-        "seconds": {**{k: round(v, 2) for k, v in state.seconds.items()}, "predict": round(predict_seconds, 2),
+        "seconds": {**{part: round(v, 2) for part, v in state.seconds.items()}, "predict": round(predict_seconds, 2),
                     "fixed": round(time.perf_counter() - started - sum(state.seconds.values()) - predict_seconds, 2)},
         "budget_seconds": None if budget is None else round(budget, 1),
     }
@@ -144,7 +144,7 @@ class TimeShare:
 
 def _print(message, fraction=None, started=None):
     """A fold job's own progress line (parallel jobs): wall time since the run started."""
-    prefix = f"[{_clock(time.time() - started)} elapsed] " if started else ""
+    prefix = f"[{clock(time.time() - started)} elapsed] " if started else ""
     print(prefix + message, flush=True)
 
 
@@ -265,15 +265,10 @@ class Progress:
         done = self.cost_done + (fraction or 0.0) * self.current
         left = self.cost_left - (fraction or 0.0) * self.current
         if self.time_limit:
-            eta = f", about {_clock(max(0.0, self.time_limit - elapsed))} left"
+            eta = f", about {clock(max(0.0, self.time_limit - elapsed))} left"
         else:
-            eta = f", about {_clock(elapsed / done * left)} left" if done > 0 else ""
-        print(f"[{_clock(elapsed)} elapsed{eta}] {message}", file=self.stream, flush=True)
-
-
-def _clock(seconds):
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+            eta = f", about {clock(elapsed / done * left)} left" if done > 0 else ""
+        print(f"[{clock(elapsed)} elapsed{eta}] {message}", file=self.stream, flush=True)
 
 
 def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jobs=1, scheduler=None,

@@ -114,35 +114,42 @@ class CaruanaBlend(_WeightedAverage):
 
 
 class StackBlend:
-    """A multinomial logistic regression on the members' OOF log-probabilities (L2-penalized,
-    fit by L-BFGS); its regularization strength C is chosen by its own inner cross-validation."""
+    """A multinomial logistic regression on the members' OOF log-probabilities (standardized,
+    L2-penalized, fit by L-BFGS, each C warm-started from the last); its regularization
+    strength C is chosen by its own inner cross-validation. With more than `max_members`
+    members it stacks the `max_members` of lowest log loss on the rows it is fit on (so
+    nested CV stays honest), which keeps 100 members fast."""
 
-    def __init__(self, Cs=(0.01, 0.1, 1.0), inner_folds=3, seed=0, max_iter=300):
+    def __init__(self, Cs=(0.1, 1.0), inner_folds=3, seed=0, max_iter=200, max_members=20):
         self.Cs, self.inner_folds, self.seed, self.max_iter = Cs, inner_folds, seed, max_iter
+        self.max_members = max_members
 
-    @staticmethod
-    def _features(probs):
-        stacked = _stack(probs)
-        return np.log(np.clip(stacked, EPS, 1.0)).transpose(1, 0, 2).reshape(stacked.shape[1], -1)
+    def _features(self, stacked):
+        x = np.log(np.clip(stacked, EPS, 1.0)).transpose(1, 0, 2).reshape(stacked.shape[1], -1)
+        return (x - self.mean_) / self.scale_
 
     def fit(self, oofs, y):
-        n_classes = _stack(oofs).shape[2]
-        x = self._features(oofs)
+        stacked = _stack(oofs)
+        n_classes = stacked.shape[2]
+        losses = [log_loss(member, y) for member in stacked]
+        self.members_ = np.sort(np.argsort(losses)[: self.max_members])
+        raw = np.log(np.clip(stacked[self.members_], EPS, 1.0)).transpose(1, 0, 2).reshape(len(y), -1)
+        self.mean_, self.scale_ = raw.mean(axis=0), raw.std(axis=0) + EPS
+        x = (raw - self.mean_) / self.scale_
         inner = np.random.default_rng(self.seed).permutation(len(y)) % self.inner_folds
-        losses = []
-        for C in self.Cs:
-            held_out = []
+        scores, starts = np.zeros(len(self.Cs)), [None] * self.inner_folds
+        for i, C in enumerate(self.Cs):
             for k in range(self.inner_folds):
-                coef = _fit_logistic(x[inner != k], y[inner != k], n_classes, C, self.max_iter)
-                held_out.append(log_loss(_softmax(_logits(coef, x[inner == k])), y[inner == k]) * np.sum(inner == k))
-            losses.append(sum(held_out) / len(y))
-        self.C_ = float(self.Cs[int(np.argmin(losses))])
+                starts[k] = _fit_logistic(x[inner != k], y[inner != k], n_classes, C, self.max_iter, starts[k])
+                scores[i] += log_loss(_softmax(_logits(starts[k], x[inner == k])), y[inner == k]) * np.sum(inner == k)
+        self.C_ = float(self.Cs[int(np.argmin(scores))])
         self.coef_ = _fit_logistic(x, y, n_classes, self.C_, self.max_iter)
         self.classes_ = np.arange(n_classes)
         return self
 
     def predict_proba(self, probs):
-        return _normalize(_softmax(_logits(self.coef_, self._features(probs)))).astype(np.float32)
+        x = self._features(_stack(probs)[self.members_])
+        return _normalize(_softmax(_logits(self.coef_, x))).astype(np.float32)
 
 
 def _logits(coef, x):
@@ -155,26 +162,26 @@ def _softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _fit_logistic(x, y, n_classes, C, max_iter):
+def _fit_logistic(x, y, n_classes, C, max_iter, start=None):
     """Weights (features + 1, classes) minimizing the mean log loss + |W|^2 / (2 C n)."""
     from scipy.optimize import minimize
 
     n, f = x.shape
-    onehot = np.eye(n_classes)[y]
+    rows = np.arange(n)
 
     def loss_and_grad(flat):
         coef = flat.reshape(f + 1, n_classes)
         z = _logits(coef, x)
-        z = z - z.max(axis=1, keepdims=True)
+        z -= z.max(axis=1, keepdims=True)
         log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        p = np.exp(log_p)
-        penalty = 0.5 * np.sum(coef[:-1] ** 2) / (C * n)
-        diff = (p - onehot) / n
+        diff = np.exp(log_p)
+        diff[rows, y] -= 1.0
+        diff /= n
         grad = np.vstack([x.T @ diff + coef[:-1] / (C * n), diff.sum(axis=0)])
-        return -np.sum(log_p * onehot) / n + penalty, grad.ravel()
+        return -log_p[rows, y].mean() + 0.5 * np.sum(coef[:-1] ** 2) / (C * n), grad.ravel()
 
-    result = minimize(loss_and_grad, np.zeros((f + 1) * n_classes), jac=True, method="L-BFGS-B",
-                      options={"maxiter": max_iter})
+    start = np.zeros((f + 1) * n_classes) if start is None else start.ravel()
+    result = minimize(loss_and_grad, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     return result.x.reshape(f + 1, n_classes)
 
 
@@ -226,9 +233,12 @@ class BestBlend:
     def __init__(self, folds, methods=("mean", "weighted", "caruana", "stack", "rank"), seed=0):
         self.folds, self.methods, self.seed = np.asarray(folds), tuple(methods), seed
 
-    def fit(self, oofs, y):
+    def fit(self, oofs, y, progress=None):
+        """`progress(message, fraction)`, when given, hears of each method as it is scored."""
         self.scores_, self.nested_ = {}, {}
-        for method in self.methods:
+        for i, method in enumerate(self.methods):
+            if progress:
+                progress(f"scoring {method} by nested CV ({i + 1}/{len(self.methods)})", i / len(self.methods))
             nested = nested_cv(method, oofs, y, self.folds, self.seed)
             self.nested_[method] = nested
             self.scores_[method] = {"accuracy": accuracy(nested, y), "log_loss": log_loss(nested, y)}

@@ -1,11 +1,13 @@
 """`fer-kaggle report`: every figure as a PNG under reports/, and one offline index.html."""
 
 import html
+import time
 from pathlib import Path
 
 import numpy as np
 
 from fer_kaggle import atomic
+from fer_kaggle.clock import clock
 from fer_kaggle.diagnostics import compare, confusion, curves, filters, lime_explain, saliency
 from fer_kaggle.errors import ConfigError
 
@@ -68,7 +70,11 @@ class Report:
         unknown = set(only or ()) - set(FIGURES)
         if unknown:
             raise ConfigError(f"unknown figure {sorted(unknown)[0]!r}; choose from {', '.join(FIGURES)}")
-        for name in only or FIGURES:
+        names = list(only or FIGURES)
+        started = time.perf_counter()
+        for i, name in enumerate(names):
+            left = f", about {clock((time.perf_counter() - started) / i * (len(names) - i))} left" if i else ""
+            self.progress(f"report: {name} ({i + 1}/{len(names)} figures{left})")
             getattr(self, f"_{name}")()
         self.write_index()
         return self.sections

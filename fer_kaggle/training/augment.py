@@ -22,6 +22,7 @@ class Augment(layers.Layer):
     on raw pixels, in training only."""
 
     def __init__(self, flip=True, shift=0.1, zoom=0.1, rotation=0.05, erasing=0.0, seed=0, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # pixels and warps in float32 under any mixed-precision policy
         super().__init__(**kwargs)
         self.flip, self.shift, self.zoom, self.rotation, self.erasing = flip, shift, zoom, rotation, erasing
         self.seed = seed

@@ -169,8 +169,8 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
         if on_epoch:
             on_epoch(state)
 
-    if state.epoch >= state.planned_epochs and not state.stopped:
-        state.stopped = "epochs"
+    if state.history and state.history[-1]["val_accuracy"] is None:  # a re-plan made an epoch the last
+        _validate(model, state, state.history[-1], x_val, y_val, cfg, workdir, 0.0)
     atomic.write_json(state_path, state.__dict__)
     return _final_model(model, state, cfg, workdir), state
 
