@@ -37,3 +37,12 @@ def test_cv_runs_on_jax_without_tensorflow(tiny_comp):
     oof = np.load(tmp / "oof" / "cnn_tiny" / "oof.npy")
     assert oof.shape == (300, 7) and np.allclose(oof.sum(1), 1, atol=1e-4)
     assert '"keras_backend": "jax"' in (tmp / "oof" / "cnn_tiny" / "config.json").read_text()
+
+
+def test_reading_the_presets_does_not_choose_a_backend():
+    """The CLI sets a preset's backend (the gpu preset's JAX) after reading the presets:
+    nothing on that path may import Keras first."""
+    code = "import sys; from fer_kaggle import cli, presets, training; assert 'keras' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

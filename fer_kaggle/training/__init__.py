@@ -5,14 +5,26 @@ runs on the TensorFlow backend on CPU and the JAX backend on a GPU).
 - augment: augmentation inside the compiled step, the host-side epoch order
 - schedule: per-step learning-rate schedules
 - loop: the epoch plan, validation cadence, weight averaging, checkpoints
-- predict: test-time augmentation
+- tta: prediction with test-time augmentation
 - backend: threads, determinism
+
+Keras is imported on first use of a name that needs it, not by `import fer_kaggle.training`:
+the CLI chooses the backend (a preset's) after reading the settings in `config`.
 """
 
-from fer_kaggle.training.backend import configure_backend, private_python_random
-from fer_kaggle.training.config import CHOICES, DEFAULTS, resolve_config, selects_on_validation
-from fer_kaggle.training.loop import FitState, fit, history_csv, measure_step_seconds
-from fer_kaggle.training.predict import TTA_VIEWS, predict
+import importlib
 
-__all__ = ["CHOICES", "DEFAULTS", "FitState", "TTA_VIEWS", "configure_backend", "fit", "history_csv",
-           "measure_step_seconds", "predict", "private_python_random", "resolve_config", "selects_on_validation"]
+from fer_kaggle.training.config import CHOICES, DEFAULTS, resolve_config, selects_on_validation
+
+_LAZY = {
+    "configure_backend": "backend", "private_python_random": "backend", "FitState": "loop", "fit": "loop",
+    "history_csv": "loop", "measure_step_seconds": "loop", "TTA_VIEWS": "tta", "predict": "tta",
+}
+
+__all__ = ["CHOICES", "DEFAULTS", "resolve_config", "selects_on_validation", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"fer_kaggle.training.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'fer_kaggle.training' has no attribute {name!r}")

@@ -22,7 +22,7 @@ from fer_kaggle import atomic
 from fer_kaggle.metrics import accuracy, log_loss
 from fer_kaggle.training.augment import epoch_arrays, inner_model, with_augmentation
 from fer_kaggle.training.backend import private_python_random
-from fer_kaggle.training.predict import predict
+from fer_kaggle.training.tta import predict
 from fer_kaggle.training.schedule import StepSchedule
 
 VALIDATION_SHARE = 0.05  # validation may cost this share of the training time (planned before it is timed)
