@@ -73,3 +73,13 @@ def tiny_variant(name="cnn_tiny", **train):
 
     cfg = resolve_config(**{"epochs": 2, "batch_size": 64, "early_stopping_patience": 0, **train})
     return Variant(name=name, model="cnn_tiny", model_hp={"filters": (4, 8)}, train=cfg)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread_backend():
+    """Every in-process test trains with one backend thread, as the fold jobs of the
+    parallel-equality test do: TensorFlow keeps the thread count of its first op, so a test
+    that trained first with more threads would change the serial run's last bits."""
+    from fer_kaggle.training import configure_backend
+
+    configure_backend(1)
