@@ -89,25 +89,120 @@ def cmd_bench(args):
 
 def cmd_cv(args):
     from fer_kaggle import presets
-    from fer_kaggle.cv import run_cv
     from fer_kaggle.data import store
 
     comp = store.load(args.data_dir)
     folds_meta, folds = _folds(args.oof_dir, comp)
-    preset = args.preset or ("demo" if comp.is_demo else "cpu")
+    preset = _use_preset(args.preset, comp)
+    variants = presets.resolve(preset, _names(args.variants), presets.parse_settings(args.set), args.tag, args.tuning_dir)
+    _trainer(args, comp, folds, folds_meta, preset)(variants)
+
+
+def _use_preset(preset, comp):
+    """The preset to run (demo on the demo data, else cpu); its backend unless KERAS_BACKEND is set."""
+    from fer_kaggle import presets
+
+    preset = preset or ("demo" if comp.is_demo else "cpu")
     if "backend" in presets.PRESETS.get(preset, {}) and "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", presets.PRESETS[preset]["backend"])
-    variants = presets.resolve(preset, _names(args.variants), presets.parse_settings(args.set), args.tag, args.tuning_dir)
+    return preset
+
+
+def _trainer(args, comp, folds, folds_meta, preset):
+    """A function that trains variants K-fold with the run's options (time limit, jobs) and
+    prints their leaderboard: what cv does, and what pseudo and distill do with new variants."""
+    from fer_kaggle import presets
+    from fer_kaggle.cv import run_cv
+
     time_limit = args.time_limit if args.time_limit is not None else presets.PRESETS[preset]["time_limit"]
     jobs = args.jobs or presets.PRESETS[preset]["jobs"]
-    limit = f", time limit {time_limit:.0f}s" if time_limit else ""
-    print(f"cv: preset {preset}, {len(variants)} variants x {folds.max() + 1} folds on {len(comp.y_train)} rows"
-          f" ({'demo' if comp.is_demo else comp.source}){limit}, {jobs} job(s)", flush=True)
-    rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir, time_limit=time_limit or None, jobs=jobs,
-                  scheduler=args.scheduler, threads=args.threads, preset=preset)
-    print_leaderboard(rows, only={v.name for v in variants})
-    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    print(f"cv: peak resident memory of one process {peak / 2**20:.2f} GiB")
+
+    def train(variants):
+        limit = f", time limit {time_limit:.0f}s" if time_limit else ""
+        print(f"{args.command}: preset {preset}, {len(variants)} variants x {folds.max() + 1} folds on "
+              f"{len(comp.y_train)} rows ({'demo' if comp.is_demo else comp.source}){limit}, {jobs} job(s)", flush=True)
+        rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir, time_limit=time_limit or None, jobs=jobs,
+                      scheduler=getattr(args, "scheduler", None), threads=args.threads, preset=preset)
+        print_leaderboard(rows, only={v.name for v in variants})
+        peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        print(f"{args.command}: peak resident memory of one process {peak / 2**20:.2f} GiB")
+        return rows
+
+    return train
+
+
+def cmd_pseudo(args):
+    from fer_kaggle import presets
+    from fer_kaggle.data import store
+    from fer_kaggle.teaching.pseudo import finished_variant, run_label_fraction, run_pseudo
+    from fer_kaggle.teaching.teacher import resolve_teacher
+
+    comp = store.load(args.data_dir)
+    folds_meta, folds = _folds(args.oof_dir, comp)
+    preset = _use_preset(args.preset, comp)
+    train = _trainer(args, comp, folds, folds_meta, preset)
+    options = {"precision": args.precision, "hard": args.labels == "hard", "weight": args.weight, "train_cv": train,
+               "seed": args.seed}
+    if args.label_fraction:
+        students = presets.resolve(preset, _names(args.variants), presets.parse_settings(args.set))
+        fractions = [float(f) for f in _names(args.label_fraction)]
+        summaries = run_label_fraction(comp, folds, folds_meta, args.oof_dir, students, fractions, **options)
+    else:
+        members, method = resolve_teacher(args.source, args.oof_dir, args.submissions_dir)
+        students = [finished_variant(args.oof_dir, n) for n in _names(args.variants)] if args.variants else None
+        summaries = run_pseudo(comp, folds, folds_meta, args.oof_dir, members, method, students, rounds=args.rounds,
+                               **options)
+    print(f"{'variant':28s} {'before':20s} {'acc_before':>10s} {'accuracy':>9s} {'log_loss':>9s} {'admitted/fold':>13s}")
+    for s in summaries:
+        admitted = sum(f["admitted_test"] + f["admitted_hidden"] for f in s["folds"].values()) / len(s["folds"])
+        print(f"{s['variant']:28s} {s['before']:20s} {s['accuracy_before']:10.4f} {s['accuracy']:9.4f} "
+              f"{s['log_loss']:9.4f} {admitted:13.0f}")
+
+
+def cmd_distill(args):
+    from fer_kaggle import presets
+    from fer_kaggle.data import store
+    from fer_kaggle.models import count_flops, create_model
+    from fer_kaggle.teaching.distill import run_distill
+    from fer_kaggle.teaching.teacher import resolve_teacher
+
+    comp = store.load(args.data_dir)
+    folds_meta, folds = _folds(args.oof_dir, comp)
+    preset = _use_preset(args.preset, comp)
+    members, method = resolve_teacher(args.teacher, args.oof_dir, args.submissions_dir)
+    candidates = presets.resolve(preset, [args.student] if args.student else None, presets.parse_settings(args.set))
+    student = min(candidates, key=lambda v: count_flops(create_model(v.model, **v.model_hp)))  # the fastest
+    s = run_distill(comp, folds, folds_meta, args.oof_dir, members, method, student, alpha=args.alpha,
+                    temperature=args.temperature, test_images=not args.no_test_images, speed_images=args.speed_images,
+                    train_cv=_trainer(args, comp, folds, folds_meta, preset), seed=args.seed)
+    speed = s["images_per_second"]
+    print(f"distill: OOF accuracy: teacher {s['teacher_accuracy']:.4f}, student {s['variant']} {s['accuracy']:.4f}"
+          + (f", {s['labels_only']} on labels alone {s['labels_only_accuracy']:.4f}" if s["labels_only"] else
+             f" (train {student.name} on labels alone with `fer-kaggle cv --variants {student.name}` to compare)"))
+    print(f"distill: prediction: teacher ({speed['teacher_models']} models with TTA) {speed['teacher']:,.0f} images/s, "
+          f"final student {speed['student']:,.0f} images/s ({speed['speedup']:.1f}x)")
+    print(f"distill: the model to ship: {s['final_model']} (predict with `fer-kaggle predict --model {s['final_model']} "
+          f"IMAGES`)")
+
+
+def cmd_predict(args):
+    from fer_kaggle.data import store
+    from fer_kaggle.data.images import read_images
+    from fer_kaggle.predict import load_predictor, predictions_csv, write_predictions
+
+    names, images, kind = read_images(args.input)
+    comp = folds = folds_meta = None
+    if not args.model.endswith(".keras"):
+        comp = store.load(args.data_dir)
+        folds_meta, folds = _folds(args.oof_dir, comp)
+    predictor, what = load_predictor(args.model, args.oof_dir, comp, folds, folds_meta, tta=args.tta)
+    watch = Stopwatch()
+    probs = predictor(images)
+    if args.out:
+        write_predictions(args.out, names, probs, kind, CLASS_NAMES)
+        print(watch.line(f"predict: {len(names)} images with {what}: wrote {args.out}"))
+    else:
+        sys.stdout.write(predictions_csv(names, probs, kind, CLASS_NAMES))
 
 
 def _folds(oof_dir, comp):
@@ -325,6 +420,11 @@ EXAMPLES = {
     "submissions": "fer-kaggle submissions --latest",
     "report": "fer-kaggle report --blend stack --only confusion,curves",
     "bench": "fer-kaggle bench --only training,blend",
+    "pseudo": "fer-kaggle pseudo --from stack --precision 0.9\n  fer-kaggle pseudo --variants vgg_fast16 "
+              "--label-fraction 0.1,0.25 --time-limit 900",
+    "distill": "fer-kaggle distill --teacher stack --student vgg_fast16 --alpha 0.5 --temperature 2",
+    "predict": "fer-kaggle predict --model oof/vgg_fast16+kd/final/model.keras faces/ --out faces.csv\n"
+               "  fer-kaggle predict --model blend-stack data/test.csv --out submission.csv",
 }
 
 
@@ -423,6 +523,51 @@ def build_parser():
     p.add_argument("--lime-samples", type=int, default=300, help="LIME perturbed samples per image (default 300)")
     p.add_argument("--ascent-steps", type=int, default=60, help="gradient ascent steps for filters (default 60)")
     p.set_defaults(func=cmd_report)
+
+    def add_run_options(p, variants_help):
+        p.add_argument("--preset", help="run settings: time limit, jobs, backend (default: demo on the demo data, else cpu)")
+        if variants_help:
+            p.add_argument("--variants", help=variants_help)
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a training setting or a model hyperparameter of preset variants (repeatable)")
+        p.add_argument("--time-limit", type=float, help="seconds for each training run (default: the preset's)")
+        p.add_argument("--jobs", type=int, help="parallel fold jobs (default: the preset's)")
+        p.add_argument("--threads", type=int, help="threads per fold job (default: cores / jobs)")
+        p.add_argument("--seed", type=int, default=0)
+
+    p = add_command("pseudo", help="retrain variants with the ensemble's confident test predictions (pseudo-labels)")
+    p.add_argument("--from", dest="source", metavar="TEACHER",
+                   help="a blend (stack, blend-stack), a variant or comma-separated variants (default: the latest blend)")
+    add_run_options(p, "the variants to retrain (default: the teacher's members; with --label-fraction the preset's)")
+    p.add_argument("--precision", type=float, default=0.9,
+                   help="admit images above the lowest confidence whose OOF predictions are right this often (0.9)")
+    p.add_argument("--labels", choices=("hard", "soft"), default="hard", help="pseudo-labels: the class, or the "
+                                                                              "probabilities (default hard)")
+    p.add_argument("--weight", type=float, default=1.0, help="weight of a pseudo-labeled image (labeled: 1; default 1)")
+    p.add_argument("--rounds", type=int, default=1, help="rounds, each taught by the last (default 1)")
+    p.add_argument("--label-fraction", metavar="F[,F...]",
+                   help="the semi-supervised experiment: keep the labels of this stratified fraction of every fold's "
+                        "training part, pseudo-label the rest and the test images; compare with the fraction alone")
+    p.set_defaults(func=cmd_pseudo)
+
+    p = add_command("distill", help="train one fast student on an ensemble's soft targets, K-fold and one final model")
+    p.add_argument("--teacher", help="a blend (stack, blend-stack), a variant or comma-separated variants "
+                                     "(default: the latest blend)")
+    p.add_argument("--student", help="the student variant (default: the preset's fastest)")
+    add_run_options(p, None)
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the true labels in the targets (default 0.5)")
+    p.add_argument("--temperature", type=float, default=2.0, help="temperature of the teacher's probabilities (2)")
+    p.add_argument("--no-test-images", action="store_true", help="leave the test images' soft targets out")
+    p.add_argument("--speed-images", type=int, default=2000, help="test images timed for the speed comparison")
+    p.set_defaults(func=cmd_distill)
+
+    p = add_command("predict", help="predict new images: a CSV in either layout, a folder of PNG/JPEG, or one image")
+    p.add_argument("input", help="a CSV (id,feature / label,feature / emotion,pixels,Usage), a folder or an image file")
+    p.add_argument("--model", required=True, help="a .keras model (e.g. a distilled student), a variant or a blend")
+    p.add_argument("--out", help="write the predictions here (default: print them)")
+    p.add_argument("--tta", default="none", choices=("none", "flip", "flip+crops"),
+                   help="test-time augmentation of a .keras model (variants and blends use their own)")
+    p.set_defaults(func=cmd_predict)
 
     p = add_command("bench", help="benchmarks, each against its baseline in the same run")
     p.add_argument("--source", help="competition to parse (default: the one in use)")

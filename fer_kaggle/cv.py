@@ -20,16 +20,20 @@ import numpy as np
 from fer_kaggle import atomic, metrics
 from fer_kaggle.clock import clock
 from fer_kaggle.errors import ConfigError, IntegrityError
+from fer_kaggle.fold_inputs import read_inputs
 
 
 @dataclass
 class Variant:
-    """A trainable variant: a registry model, its hyperparameter overrides, a training config."""
+    """A trainable variant: a registry model, its hyperparameter overrides, a training config,
+    and for variants taught by others (pseudo-labels, distillation) how they were taught: their
+    folds then train on `fold<k>/inputs.npz` (fer_kaggle.fold_inputs)."""
 
     name: str
     model: str
     model_hp: dict
     train: dict
+    teaching: dict = None
 
 
 def split_rows(folds, k):
@@ -55,6 +59,16 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
     training.configure_backend(threads)
     fold_dir.mkdir(parents=True, exist_ok=True)
     train_rows, valid_rows = split_rows(folds, k)
+    inputs = read_inputs(fold_dir)
+    if variant.teaching and inputs is None:
+        raise IntegrityError(f"{fold_dir}: variant {variant.name} was made by `fer-kaggle {variant.teaching['stage']}`, "
+                             f"which writes each fold's {fold_dir.name}/inputs.npz: run that stage again")
+    if inputs is None:
+        x_fit, y_fit, weights, test_rows = x[train_rows], y[train_rows], None, np.zeros(0, np.int64)
+    else:
+        inputs.check(folds, k, fold_dir / "inputs.npz")
+        x_fit, y_fit, weights = inputs.arrays(x, x_test)
+        train_rows, test_rows = inputs.train_rows, inputs.test_rows
     log = log or _print
     n_folds = int(folds.max()) + 1
     cfg = variant.train
@@ -72,8 +86,8 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
 
     model, state = training.fit(
         lambda: create_model(variant.model, **variant.model_hp),
-        x[train_rows], y[train_rows], x[valid_rows], y[valid_rows],
-        cfg, fold_dir, time_budget=budget, step_seconds=step_seconds, on_epoch=on_epoch,
+        x_fit, y_fit, x[valid_rows], y[valid_rows],
+        cfg, fold_dir, time_budget=budget, step_seconds=step_seconds, on_epoch=on_epoch, sample_weight=weights,
     )
     fit_seconds = time.perf_counter() - started
     t0 = time.perf_counter()
@@ -84,7 +98,7 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
     atomic.write_text(fold_dir / "history.csv", training.history_csv(state.history))
     atomic.write_npy(fold_dir / "valid.npy", valid_probs)
     atomic.write_npy(fold_dir / "test.npy", test_probs)
-    atomic.write_npz(fold_dir / "rows.npz", train_rows=train_rows, valid_rows=valid_rows)
+    atomic.write_npz(fold_dir / "rows.npz", train_rows=train_rows, valid_rows=valid_rows, test_rows=test_rows)
     with atomic.atomic_path(fold_dir / "model.keras") as tmp:
         keras_path = Path(str(tmp) + ".keras")
         model.save(keras_path)
@@ -200,6 +214,7 @@ def variant_config(variant, folds_meta, params, flops, preset=None):
         "model": variant.model,
         "model_hp": variant.model_hp,
         "train": variant.train,
+        "teaching": variant.teaching,
         "folds": {k: folds_meta[k] for k in ("k", "seed", "train_sha256")},
         "preset": preset,
         "keras_backend": keras.backend.backend(),
@@ -208,7 +223,7 @@ def variant_config(variant, folds_meta, params, flops, preset=None):
     }
 
 
-_IDENTITY = ("model", "model_hp", "train", "folds")
+_IDENTITY = ("model", "model_hp", "train", "teaching", "folds")
 
 
 def _check_or_write_config(variant_dir, config):
@@ -300,7 +315,9 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
             step = measure_step_seconds(build, variant.train) if time_limit else max(flops, 1) * 3e-9 * bs
             step_seconds[variant.name] = step
             for k in todo:
-                costs[(variant.name, k)] = step * (n_fold_train // bs) * variant.train["epochs"]
+                inputs = read_inputs(oof_dir / variant.name / f"fold{k}")
+                rows = n_fold_train if inputs is None else len(inputs.weights)
+                costs[(variant.name, k)] = step * max(1, rows // bs) * variant.train["epochs"]
     left = None if time_limit is None else time_limit - (time.perf_counter() - started)
     progress = Progress(sum(costs.values()), left)
     log = log or progress.line

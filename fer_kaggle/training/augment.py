@@ -105,15 +105,17 @@ def class_weights(labels, num_classes):
     return (len(labels) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
 
 
-def epoch_arrays(x, y, cfg, epoch, num_classes):
-    """The host side of one epoch: (images, one-hot targets, sample weights or None) in batch
-    order, whole batches only (the rows left over are others in the next epoch's order).
+def epoch_arrays(x, y, cfg, epoch, num_classes, sample_weight=None):
+    """The host side of one epoch: (images, targets, sample weights or None) in batch order,
+    whole batches only (the rows left over are others in the next epoch's order). `y` holds
+    labels (n,) or soft targets (n, classes); `sample_weight` (n,) weighs rows (pseudo-labels).
     The order and any mixup depend only on (seed, epoch)."""
     bs = cfg["batch_size"]
     order = np.random.default_rng([cfg["seed"], epoch, 0]).permutation(len(x))
     order = order[: max(1, len(x) // bs) * bs] if len(x) >= bs else order
     images = x[order, :, :, None].astype("float32")
-    targets = np.eye(num_classes, dtype="float32")[y[order]]
+    soft = np.ndim(y) == 2
+    targets = y[order].astype("float32") if soft else np.eye(num_classes, dtype="float32")[y[order]]
     if cfg["mixup"]:  # each batch mixed with a permutation of itself
         for i, start in enumerate(range(0, len(images), bs)):
             batch = slice(start, start + bs)
@@ -122,5 +124,11 @@ def epoch_arrays(x, y, cfg, epoch, num_classes):
             partner = rng.permutation(len(images[batch]))
             images[batch] = lam * images[batch] + (1 - lam) * images[batch][partner]
             targets[batch] = lam * targets[batch] + (1 - lam) * targets[batch][partner]
-    weights = class_weights(y, num_classes)[y[order]] if cfg["class_weight"] == "balanced" else None
+    weights = None
+    if cfg["class_weight"] == "balanced":
+        labels = np.argmax(y, axis=1) if soft else y
+        weights = class_weights(labels, num_classes)[labels[order]]
+    if sample_weight is not None:
+        row_weights = np.asarray(sample_weight, dtype="float32")[order]
+        weights = row_weights if weights is None else weights * row_weights
     return images, targets, weights

@@ -125,9 +125,11 @@ def measure_step_seconds(build_model, cfg, num_classes=7, steps=4):
 
 
 def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7, time_budget=None,
-        step_seconds=None, on_epoch=None):
+        step_seconds=None, on_epoch=None, sample_weight=None):
     """Train on (x_train, y_train); validate on (x_val, y_val) at a cadence that costs under 5%.
 
+    `y_train` holds labels, or soft targets (rows of class probabilities: pseudo-labels, a
+    teacher's); `sample_weight` weighs training rows.
     `build_model()` returns a fresh, uncompiled model of raw 48x48 pixels. `workdir` keeps the
     resumable state. `time_budget` (seconds of this call) plans the epochs, from
     `step_seconds` when given (else from cfg['epochs'] until the first steps are timed).
@@ -154,7 +156,7 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
         if state.epoch >= state.planned_epochs:
             state.stopped = "epochs" if state.planned_epochs == cfg["epochs"] else "time limit"
             break
-        _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir)
+        _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir, sample_weight)
         if not first:
             timed.append(state.history[-1]["seconds"])
         first = False
@@ -179,14 +181,14 @@ def _validations_since_best(state):
     return sum(1 for h in state.validated if h["epoch"] - 1 > state.best_epoch)
 
 
-def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir):
+def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir, sample_weight):
     epoch = state.epoch
     model.get_layer("augment").start_epoch(epoch)
     if cfg["schedule"] == "plateau":
         model.optimizer.learning_rate = state.plateau_lr
     lr = keras_learning_rate(model)  # at the epoch's first step
     t0 = time.perf_counter()
-    images, targets, weights = epoch_arrays(x_train, y_train, cfg, epoch, num_classes)
+    images, targets, weights = epoch_arrays(x_train, y_train, cfg, epoch, num_classes, sample_weight)
     timer = _StepTimer()
     logs = model.fit(images, targets, sample_weight=weights, batch_size=cfg["batch_size"], shuffle=False,
                      epochs=1, verbose=0, callbacks=[timer.callback]).history
