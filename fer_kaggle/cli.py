@@ -144,7 +144,7 @@ def cmd_pseudo(args):
     options = {"precision": args.precision, "hard": args.labels == "hard", "weight": args.weight, "train_cv": train,
                "seed": args.seed}
     if args.label_fraction:
-        students = presets.resolve(preset, _names(args.variants), presets.parse_settings(args.set))
+        students = presets.resolve(preset, _names(args.variants), presets.parse_settings(args.set), args.tag)
         fractions = [float(f) for f in _names(args.label_fraction)]
         summaries = run_label_fraction(comp, folds, folds_meta, args.oof_dir, students, fractions, **options)
     else:
@@ -170,7 +170,8 @@ def cmd_distill(args):
     folds_meta, folds = _folds(args.oof_dir, comp)
     preset = _use_preset(args.preset, comp)
     members, method = resolve_teacher(args.teacher, args.oof_dir, args.submissions_dir)
-    candidates = presets.resolve(preset, [args.student] if args.student else None, presets.parse_settings(args.set))
+    candidates = presets.resolve(preset, [args.student] if args.student else None, presets.parse_settings(args.set),
+                                 args.tag)
     student = min(candidates, key=lambda v: count_flops(create_model(v.model, **v.model_hp)))  # the fastest
     s = run_distill(comp, folds, folds_meta, args.oof_dir, members, method, student, alpha=args.alpha,
                     temperature=args.temperature, test_images=not args.no_test_images, speed_images=args.speed_images,
@@ -530,6 +531,7 @@ def build_parser():
             p.add_argument("--variants", help=variants_help)
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a training setting or a model hyperparameter of preset variants (repeatable)")
+        p.add_argument("--tag", help="suffix for the preset variants' names, to keep runs with other settings apart")
         p.add_argument("--time-limit", type=float, help="seconds for each training run (default: the preset's)")
         p.add_argument("--jobs", type=int, help="parallel fold jobs (default: the preset's)")
         p.add_argument("--threads", type=int, help="threads per fold job (default: cores / jobs)")
