@@ -3,6 +3,10 @@
 #   make cv                 K-fold CV of the preset's variants (real data if found, else the demo)
 #   make test               the test suite
 #   make bench              benchmarks, each against its baseline in one run
+#   make pseudo             retrain the latest blend's members with its confident test predictions (FROM=, ROUNDS=,
+#                           FRACTIONS=0.1,0.25 for the label-fraction experiment)
+#   make distill            distill the latest blend (TEACHER=) into the preset's fastest variant (STUDENT=)
+#   make predict            predict INPUT= (a CSV, a folder of images or an image) with MODEL= into OUT=
 #   make bench-baseline     the skilled user's plain Keras script on the same data (BUDGET= seconds)
 # Variables: DATA= (a zip, directory or CSV), PRESET=, VARIANTS=, JOBS=, TIME_LIMIT=, COMPETITION= (Kaggle slug),
 #            FORCE=1 (new folds), METHOD= (blend), MESSAGE= (submit)
@@ -31,10 +35,21 @@ ifneq ($(COMPETITION),)
 export COMPETITION
 endif
 
+FROM ?=
+ROUNDS ?= 1
+FRACTIONS ?=
+TEACHER ?=
+STUDENT ?=
+MODEL ?=
+INPUT ?=
+OUT ?=
+RUN_OPTIONS = $(if $(PRESET),--preset $(PRESET)) $(if $(JOBS),--jobs $(JOBS)) $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT))
+
 BUDGET ?= 2400
 BASELINE ?= ../shared/baselines/skilled_user.py
 
-.PHONY: all lock install data folds cv tune leaderboard blend submit report models test bench bench-baseline clean-venv
+.PHONY: all lock install data folds cv tune leaderboard blend submit report models test bench bench-baseline clean-venv \
+	pseudo distill predict
 
 all: cv
 	$(FK) blend --method $(METHOD)
@@ -69,8 +84,18 @@ folds: data
 	$(FK) folds $(if $(FORCE),--force)
 
 cv: folds
-	$(FK) cv $(if $(PRESET),--preset $(PRESET)) $(if $(VARIANTS),--variants $(VARIANTS)) \
-	  $(if $(JOBS),--jobs $(JOBS)) $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT))
+	$(FK) cv $(RUN_OPTIONS) $(if $(VARIANTS),--variants $(VARIANTS))
+
+pseudo: folds
+	$(FK) pseudo $(RUN_OPTIONS) $(if $(FROM),--from $(FROM)) $(if $(VARIANTS),--variants $(VARIANTS)) \
+	  --rounds $(ROUNDS) $(if $(FRACTIONS),--label-fraction $(FRACTIONS))
+
+distill: folds
+	$(FK) distill $(RUN_OPTIONS) $(if $(TEACHER),--teacher $(TEACHER)) $(if $(STUDENT),--student $(STUDENT))
+
+predict: install
+	@test -n "$(MODEL)" -a -n "$(INPUT)" || { echo "predict: give MODEL=... (a .keras file, variant or blend) and INPUT=..."; exit 2; }
+	$(FK) predict --model $(MODEL) $(INPUT) $(if $(OUT),--out $(OUT))
 
 TUNE := $(FK) tune --search $(SEARCH) --family $(FAMILY) --tuner $(TUNER) $(if $(PRESET),--preset $(PRESET)) \
 	$(if $(MAX_PARAMS),--max-params $(MAX_PARAMS)) $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT))

@@ -517,7 +517,7 @@ def build_parser():
     group = p.add_mutually_exclusive_group()
     group.add_argument("--variant", help="the variant to study (default: the best on the leaderboard)")
     group.add_argument("--blend", help="a blend method from `fer-kaggle blend` (its model figures use its heaviest member)")
-    p.add_argument("--only", help="comma-separated figures: confusion, misclassified, curves, compare, ablations, "
+    p.add_argument("--only", help="comma-separated figures: confusion, misclassified, curves, compare, ablations, taught, "
                                   "saliency, filters, lime (index.html shows those made)")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("--per-class", type=int, default=2, help="LIME images per class (default 2)")

@@ -148,6 +148,12 @@ def test_a_killed_pseudo_round_resumes_and_the_experiment_compares_fractions(tin
     assert (killed / "fold0" / "done.json").stat().st_mtime_ns == kept[0]
     assert (killed / "fold0" / "inputs.npz").read_bytes() == kept[1]
     assert again[0]["accuracy"] == pytest.approx(s["accuracy"])  # deterministic: the same OOF as unkilled
+    # the report's section: the table and the label-fraction plot
+    from fer_kaggle.diagnostics.report import Report
+
+    Report(comp, folds, oof_dir, tmp / "reports", progress=lambda m: None).make(["taught"])
+    page = (tmp / "reports" / "index.html").read_text()
+    assert "label_fractions.png" in page and "cnn_tiny-lf50+pl" in page and f"{s['accuracy']:.4f}" in page
 
 
 def test_distilled_student_learns_fold_k_targets_and_ships_one_model(tiny_comp):

@@ -8,10 +8,10 @@ import numpy as np
 
 from fer_kaggle import atomic
 from fer_kaggle.clock import clock
-from fer_kaggle.diagnostics import compare, confusion, curves, filters, lime_explain, saliency
+from fer_kaggle.diagnostics import compare, confusion, curves, filters, lime_explain, saliency, taught
 from fer_kaggle.errors import ConfigError
 
-FIGURES = ("confusion", "misclassified", "curves", "compare", "ablations", "saliency", "filters", "lime")
+FIGURES = ("confusion", "misclassified", "curves", "compare", "ablations", "taught", "saliency", "filters", "lime")
 
 
 class Report:
@@ -144,6 +144,26 @@ class Report:
             "<p>No two finished runs differ in exactly one setting. Train one with a setting changed, e.g. "
             "<code>fer-kaggle cv --variants NAME --set flip=false --tag noflip</code>.</p>")
         self.sections.append(("ablations", "Ablations", [], body))
+
+    def _taught(self):
+        """Pseudo-labeling and distillation: OOF accuracy before and after, the label-fraction plot."""
+        figures, body = [], ""
+        png = taught.plot_label_fractions(self.oof_dir, self._png("label_fractions"))
+        if png:
+            figures.append((png, "The label-fraction experiment: OOF accuracy of each fraction's supervised-only "
+                                 "variant and of the same variant with its unlabeled pool pseudo-labeled."))
+        pseudo = taught.pseudo_rows(self.oof_dir)
+        if pseudo:
+            body += _table(["variant", "before", "label fraction", "accuracy before", "accuracy", "gain",
+                            "log loss before", "log loss", "teacher accuracy", "admitted per fold"], pseudo)
+        distilled = taught.distill_rows(self.oof_dir)
+        if distilled:
+            body += _table(["student", "teacher accuracy", "student accuracy", "on labels alone",
+                            "teacher images/s", "student images/s", "speed-up"], distilled)
+        if not body:
+            body = ("<p>No pseudo-labeled or distilled variants yet: <code>make pseudo</code>, "
+                    "<code>make pseudo FRACTIONS=0.1,0.25</code>, <code>make distill</code>.</p>")
+        self.sections.append(("taught", "Pseudo-labels and distillation", figures, body))
 
     def _fold0_model(self, variant=None):
         """(variant, its fold-0 model, fold 0's held-out rows), loaded once per variant."""
