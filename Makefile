@@ -8,7 +8,8 @@
 #   make distill            distill the latest blend (TEACHER=) into the preset's fastest variant (STUDENT=)
 #   make predict            predict INPUT= (a CSV, a folder of images or an image) with MODEL= into OUT=
 #   make bench-baseline     the skilled user's plain Keras script on the same data (BUDGET= seconds)
-# Variables: DATA= (a zip, directory or CSV), PRESET=, VARIANTS=, JOBS=, TIME_LIMIT=, COMPETITION= (Kaggle slug),
+# Variables: DATA= (a zip, directory or CSV), PRESET=, VARIANTS=, JOBS=, TIME_LIMIT=, PIECE= (seconds per piece; exit 75:
+#            run again to resume), COMPETITION= (Kaggle slug),
 #            FORCE=1 (new folds), METHOD= (blend), MESSAGE= (submit)
 
 PYTHON ?= python3
@@ -43,7 +44,9 @@ STUDENT ?=
 MODEL ?=
 INPUT ?=
 OUT ?=
-RUN_OPTIONS = $(if $(PRESET),--preset $(PRESET)) $(if $(JOBS),--jobs $(JOBS)) $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT))
+PIECE ?=
+RUN_OPTIONS = $(if $(PRESET),--preset $(PRESET)) $(if $(JOBS),--jobs $(JOBS)) $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT)) \
+	$(if $(PIECE),--piece-seconds $(PIECE))
 
 BUDGET ?= 2400
 BASELINE ?= ../shared/baselines/skilled_user.py

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from fer_kaggle import CLASS_NAMES
 from fer_kaggle.clock import Stopwatch
-from fer_kaggle.errors import FerKaggleError
+from fer_kaggle.errors import FerKaggleError, PieceEnded
+
+PIECE_ENDED_STATUS = 75  # EX_TEMPFAIL: not finished, run the same command again
 
 DEFAULT_COMPETITION = os.environ.get("COMPETITION") or "challenges-in-representation-learning-facial-expression-recognition-challenge"
 
@@ -116,13 +118,15 @@ def _trainer(args, comp, folds, folds_meta, preset):
 
     time_limit = args.time_limit if args.time_limit is not None else presets.PRESETS[preset]["time_limit"]
     jobs = args.jobs or presets.PRESETS[preset]["jobs"]
+    piece = args.piece_seconds if args.piece_seconds is not None else presets.PRESETS[preset].get("piece_seconds")
 
     def train(variants):
         limit = f", time limit {time_limit:.0f}s" if time_limit else ""
         print(f"{args.command}: preset {preset}, {len(variants)} variants x {folds.max() + 1} folds on "
               f"{len(comp.y_train)} rows ({'demo' if comp.is_demo else comp.source}){limit}, {jobs} job(s)", flush=True)
         rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir, time_limit=time_limit or None, jobs=jobs,
-                      scheduler=getattr(args, "scheduler", None), threads=args.threads, preset=preset)
+                      scheduler=getattr(args, "scheduler", None), threads=args.threads, preset=preset,
+                      piece_seconds=piece or None)
         print_leaderboard(rows, only={v.name for v in variants})
         peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
         print(f"{args.command}: peak resident memory of one process {peak / 2**20:.2f} GiB")
@@ -148,6 +152,11 @@ def cmd_pseudo(args):
         fractions = [float(f) for f in _names(args.label_fraction)]
         summaries = run_label_fraction(comp, folds, folds_meta, args.oof_dir, students, fractions, **options)
     else:
+        if args.set or args.tag:
+            from fer_kaggle.errors import ConfigError
+
+            raise ConfigError("pseudo retrains finished variants with their own settings: --set and --tag apply to "
+                              "the preset's variants of --label-fraction only")
         members, method = resolve_teacher(args.source, args.oof_dir, args.submissions_dir)
         students = [finished_variant(args.oof_dir, n) for n in _names(args.variants)] if args.variants else None
         summaries = run_pseudo(comp, folds, folds_meta, args.oof_dir, members, method, students, rounds=args.rounds,
@@ -457,15 +466,24 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="replace existing folds")
     p.set_defaults(func=cmd_folds)
 
+    def add_run_options(p, variants_help):
+        p.add_argument("--preset", help="smoke, demo, cpu or gpu: settings, time limit, jobs, backend (default: demo on "
+                                        "the demo data, else cpu)")
+        if variants_help:
+            p.add_argument("--variants", help=variants_help)
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a training setting or a model hyperparameter (repeatable)")
+        p.add_argument("--tag", help="suffix for the variants' folder names, to keep runs with other settings apart")
+        p.add_argument("--time-limit", type=float, help="seconds for each training run, set-up included (default: the preset's)")
+        p.add_argument("--jobs", type=int, help="parallel fold jobs (default: the preset's)")
+        p.add_argument("--threads", type=int, help="threads per fold job (default: cores / jobs)")
+        p.add_argument("--piece-seconds", type=float,
+                       help="stop, checkpointed, when no further epoch fits in this many seconds; exit status 75 "
+                            "then means: run the same command again to resume (the time limit counts every piece); "
+                            "0 = one piece (default: the preset's, 540 for gpu)")
+
     p = add_command("cv", help="K-fold CV of model variants: OOF and test probabilities, leaderboard")
-    p.add_argument("--preset", help="smoke, demo, cpu or gpu (default: demo on the demo data, else cpu)")
-    p.add_argument("--variants", help="comma-separated variant names (default: the preset's)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a training setting or a model hyperparameter (repeatable)")
-    p.add_argument("--tag", help="suffix for the variants' folder names, to keep runs with other settings apart")
-    p.add_argument("--time-limit", type=float, help="seconds for the whole run (default: the preset's)")
-    p.add_argument("--jobs", type=int, help="parallel fold jobs (default: the preset's)")
-    p.add_argument("--threads", type=int, help="threads per fold job (default: cores / jobs)")
+    add_run_options(p, "comma-separated variant names (default: the preset's)")
     p.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to run the fold jobs on")
     p.set_defaults(func=cmd_cv)
 
@@ -525,18 +543,6 @@ def build_parser():
     p.add_argument("--ascent-steps", type=int, default=60, help="gradient ascent steps for filters (default 60)")
     p.set_defaults(func=cmd_report)
 
-    def add_run_options(p, variants_help):
-        p.add_argument("--preset", help="run settings: time limit, jobs, backend (default: demo on the demo data, else cpu)")
-        if variants_help:
-            p.add_argument("--variants", help=variants_help)
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a training setting or a model hyperparameter of preset variants (repeatable)")
-        p.add_argument("--tag", help="suffix for the preset variants' names, to keep runs with other settings apart")
-        p.add_argument("--time-limit", type=float, help="seconds for each training run (default: the preset's)")
-        p.add_argument("--jobs", type=int, help="parallel fold jobs (default: the preset's)")
-        p.add_argument("--threads", type=int, help="threads per fold job (default: cores / jobs)")
-        p.add_argument("--seed", type=int, default=0)
-
     p = add_command("pseudo", help="retrain variants with the ensemble's confident test predictions (pseudo-labels)")
     p.add_argument("--from", dest="source", metavar="TEACHER",
                    help="a blend (stack, blend-stack), a variant or comma-separated variants (default: the latest blend)")
@@ -547,6 +553,7 @@ def build_parser():
                                                                               "probabilities (default hard)")
     p.add_argument("--weight", type=float, default=1.0, help="weight of a pseudo-labeled image (labeled: 1; default 1)")
     p.add_argument("--rounds", type=int, default=1, help="rounds, each taught by the last (default 1)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label-fraction", metavar="F[,F...]",
                    help="the semi-supervised experiment: keep the labels of this stratified fraction of every fold's "
                         "training part, pseudo-label the rest and the test images; compare with the fraction alone")
@@ -561,6 +568,7 @@ def build_parser():
     p.add_argument("--temperature", type=float, default=2.0, help="temperature of the teacher's probabilities (2)")
     p.add_argument("--no-test-images", action="store_true", help="leave the test images' soft targets out")
     p.add_argument("--speed-images", type=int, default=2000, help="test images timed for the speed comparison")
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_distill)
 
     p = add_command("predict", help="predict new images: a CSV in either layout, a folder of PNG/JPEG, or one image")
@@ -588,6 +596,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except PieceEnded as e:
+        print(f"fer-kaggle {args.command}: the piece ended ({e}): run the same command again to resume",
+              file=sys.stderr)
+        return PIECE_ENDED_STATUS
     except FerKaggleError as e:
         print(f"fer-kaggle {args.command}: error: {e}", file=sys.stderr)
         return 2

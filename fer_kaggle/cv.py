@@ -19,7 +19,7 @@ import numpy as np
 
 from fer_kaggle import atomic, metrics
 from fer_kaggle.clock import clock
-from fer_kaggle.errors import ConfigError, IntegrityError
+from fer_kaggle.errors import ConfigError, IntegrityError, PieceEnded
 from fer_kaggle.fold_inputs import read_inputs
 
 
@@ -44,10 +44,12 @@ def split_rows(folds, k):
 # ----------------------------------------------------------------------------- one fold job
 
 
-def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, threads=None, log=None, step_seconds=None):
+def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, threads=None, log=None, step_seconds=None,
+               stop_at=None):
     """Train variant on every fold but k; predict fold k and the test set. Resumable.
 
-    `time_share` gives the job its share of the run's time left when it starts. Writes
+    `time_share` gives the job its share of the run's time left when it starts; `stop_at`
+    (a `time.time()`) ends the piece (PieceEnded, checkpointed). Writes
     `oof/<variant>/fold<k>/` and returns its done.json content."""
     from fer_kaggle import training
     from fer_kaggle.models import create_model
@@ -74,8 +76,9 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
     cfg = variant.train
     n_predicted = (len(valid_rows) + len(x_test)) * training.TTA_VIEWS[cfg["tta"]]
     budget = time_share.budget(variant.name, k) if time_share else None
-    if budget is not None and step_seconds:  # keep the time the predictions will take (a forward pass ~ 1/3 step)
-        budget -= n_predicted * step_seconds / cfg["batch_size"] / 3
+    predict_seconds = n_predicted * (step_seconds or 0.0) / cfg["batch_size"] / 3  # a forward pass ~ 1/3 step
+    if budget is not None:  # keep the time the predictions will take
+        budget -= predict_seconds
 
     def on_epoch(state):
         h = state.history[-1]
@@ -83,11 +86,14 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
         log(f"{variant.name} fold {k + 1}/{n_folds} epoch {h['epoch']}/{state.planned_epochs}: "
             f"loss {h['loss']:.4f} acc {h['accuracy']:.4f}{val} lr {h['learning_rate']:.2e} ({h['seconds']:.0f}s)",
             state.epoch / max(1, state.planned_epochs))
+        if time_share:
+            time_share.record()
 
     model, state = training.fit(
         lambda: create_model(variant.model, **variant.model_hp),
         x_fit, y_fit, x[valid_rows], y[valid_rows],
         cfg, fold_dir, time_budget=budget, step_seconds=step_seconds, on_epoch=on_epoch, sample_weight=weights,
+        stop_at=None if stop_at is None else stop_at - predict_seconds,
     )
     fit_seconds = time.perf_counter() - started
     t0 = time.perf_counter()
@@ -141,10 +147,13 @@ def _pick_worth(state):
 class TimeShare:
     """Shares a run's time limit among its fold jobs, each taking its share when it starts:
     (time left) x (parallel jobs) x (its cost) / (cost of the jobs not yet done), so time
-    that a job leaves unused goes to the jobs after it. Picklable, for process pools."""
+    that a job leaves unused goes to the jobs after it. The time spent is kept in
+    `oof/time.json` under the run's key, so a resumed run (a killed one, or the next piece)
+    gets what the earlier ones left. Picklable, for process pools."""
 
-    def __init__(self, time_limit, costs, oof_dir, parallel=1):
-        self.deadline = time.time() + time_limit
+    def __init__(self, time_limit, costs, oof_dir, parallel=1, key=None, spent=0.0):
+        self.time_limit, self.key = time_limit, key
+        self.deadline = time.time() + time_limit - spent
         self.costs = dict(costs)  # {(variant name, fold): estimated seconds}
         self.oof_dir, self.parallel = str(oof_dir), max(1, parallel)
 
@@ -154,6 +163,24 @@ class TimeShare:
                     if not (Path(self.oof_dir) / n / f"fold{f}" / "done.json").exists()]
         share = self.costs[(name, k)] * min(self.parallel, len(not_done)) / max(sum(not_done), 1e-9)
         return left * min(1.0, share)
+
+    def record(self):
+        """Write the time spent so far (every epoch and job: a kill loses at most one epoch's)."""
+        spent = self.time_limit - max(0.0, self.deadline - time.time())
+        atomic.write_json(Path(self.oof_dir) / LEDGER, {"key": self.key, "spent": round(spent, 1)})
+
+
+LEDGER = "time.json"
+
+
+def spent_before(oof_dir, key):
+    """Seconds that earlier pieces of this run (the same key) spent."""
+    path = Path(oof_dir) / LEDGER
+    if path.exists():
+        ledger = atomic.read_json(path)
+        if ledger.get("key") == key:
+            return float(ledger["spent"])
+    return 0.0
 
 
 def _print(message, fraction=None, started=None):
@@ -287,15 +314,20 @@ class Progress:
 
 
 def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jobs=1, scheduler=None,
-           threads=None, preset=None, log=None):
+           threads=None, preset=None, log=None, piece_seconds=None):
     """Train every variant on every fold (skipping finished folds), assemble, rank.
 
+    `piece_seconds` ends this call (PieceEnded) when no further epoch fits in that many
+    seconds; calling it again resumes, the time limit counting every piece's seconds.
     Returns the leaderboard rows."""
     from fer_kaggle.models import count_flops, create_model, model_hp
     from fer_kaggle.training import configure_backend, measure_step_seconds
 
     oof_dir = Path(oof_dir)
     started = time.perf_counter()  # the limit counts the set-up (cost probes) too
+    stop_at = None if piece_seconds is None else time.time() + piece_seconds
+    key = {"variants": sorted(v.name for v in variants), "time_limit": time_limit}
+    spent = spent_before(oof_dir, key) if time_limit is not None else 0.0
     cores = os.cpu_count() or 1
     threads = threads or max(1, cores // max(1, jobs))
     configure_backend(threads)
@@ -318,32 +350,45 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
                 inputs = read_inputs(oof_dir / variant.name / f"fold{k}")
                 rows = n_fold_train if inputs is None else len(inputs.weights)
                 costs[(variant.name, k)] = step * max(1, rows // bs) * variant.train["epochs"]
-    left = None if time_limit is None else time_limit - (time.perf_counter() - started)
+    left = None if time_limit is None else time_limit - spent - (time.perf_counter() - started)
     progress = Progress(sum(costs.values()), left)
     log = log or progress.line
-    share = TimeShare(left, costs, oof_dir, jobs) if time_limit is not None else None
+    share = TimeShare(time_limit, costs, oof_dir, jobs, key, time_limit - left) if time_limit is not None else None
 
     if pending and jobs == 1 and not scheduler:
+        trained = False  # in this piece
         for variant, k in pending:
+            step = step_seconds.get(variant.name)
+            epoch = (step or 0.0) * (n_fold_train // variant.train["batch_size"])
+            fold_dir = oof_dir / variant.name / f"fold{k}"
+            if stop_at is not None and time.time() + epoch > stop_at:
+                if not trained:
+                    raise ConfigError(f"a piece of {piece_seconds:.0f}s is shorter than one epoch of {variant.name} "
+                                      f"(about {epoch:.0f}s) and the set-up: give more --piece-seconds")
+                raise PieceEnded(f"{fold_dir}: no further epoch fits in the piece")
             progress.start_job(costs[(variant.name, k)])
             train_fold(variant, k, oof_dir, comp.x_train, comp.y_train, comp.x_test, folds, share, threads, log,
-                       step_seconds[variant.name] if time_limit else None)
+                       step if time_limit else None, stop_at)
+            trained = True
             progress.job_done()
     elif pending:
-        _run_parallel(pending, step_seconds if time_limit else {}, share, comp, folds, oof_dir, jobs, scheduler, threads)
+        _run_parallel(pending, step_seconds if time_limit else {}, share, comp, folds, oof_dir, jobs, scheduler,
+                      threads, stop_at)
+    if share:
+        (oof_dir / LEDGER).unlink(missing_ok=True)  # every job is done: a later run starts afresh
 
     for variant in variants:
         finalize_variant(oof_dir / variant.name, comp, folds)
     return write_leaderboard(oof_dir)
 
 
-def _run_parallel(pending, step_seconds, share, comp, folds, oof_dir, jobs, scheduler, threads):
+def _run_parallel(pending, step_seconds, share, comp, folds, oof_dir, jobs, scheduler, threads, stop_at=None):
     import joblib
 
     log = functools.partial(_print, started=time.time())
     calls = [
         joblib.delayed(train_fold)(variant, k, str(oof_dir), comp.x_train, comp.y_train, comp.x_test, folds,
-                                   share, threads, log, step_seconds.get(variant.name))
+                                   share, threads, log, step_seconds.get(variant.name), stop_at)
         for variant, k in pending
     ]
     if scheduler:

@@ -34,3 +34,8 @@ class DownloadError(FerKaggleError):
 
 class SubmissionError(FerKaggleError):
     """A submission file that must not be uploaded, or an upload that failed."""
+
+
+class PieceEnded(FerKaggleError):
+    """A run stopped at the end of its piece (--piece-seconds), its folds checkpointed: the same
+    command resumes it, within the time the earlier pieces left."""

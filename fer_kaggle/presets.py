@@ -9,7 +9,8 @@ BENCHMARKS.md holds the measurements that chose each value.
          trained as long as the hour allows (cosine to zero, sized by the measured step
          time): on fold 0, more epochs of one fast network beat more networks.
 - gpu:   the real data on one GPU (JAX backend, bfloat16): several larger networks, each
-         trained for many epochs, in pieces that resume one another.
+         trained for many epochs, in pieces of 540 s that resume one another (the time
+         limit counts them all).
 """
 
 from fer_kaggle.cv import Variant
@@ -47,6 +48,7 @@ PRESETS = {
                   "weight_decay": 5e-2, "ema": 0.999, "flip": True, "shift": 0.1, "zoom": 0.1, "rotation": 0.03,
                   "erasing": 0.25, "tta": "flip+crops", "mixed_precision": True, "checkpoint_seconds": 120},
         "time_limit": 1140,
+        "piece_seconds": 540,  # lent GPUs run 10 minutes a call: pieces that resume one another (exit 75: again)
         "jobs": 1,
         "backend": "jax",  # used unless KERAS_BACKEND is set
     },

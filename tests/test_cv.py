@@ -15,7 +15,7 @@ import pytest
 from conftest import tiny_variant
 from fer_kaggle import cv
 from fer_kaggle.atomic import read_json
-from fer_kaggle.errors import ConfigError, IntegrityError
+from fer_kaggle.errors import ConfigError, IntegrityError, PieceEnded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,3 +156,30 @@ def test_time_left_by_a_finished_job_goes_to_the_jobs_after_it(tmp_path):
     assert share.budget("a", 1) == pytest.approx(400 * 10 / 30, rel=0.02)
     assert cv.TimeShare(400, costs, tmp_path, parallel=2).budget("a", 1) == pytest.approx(400 * 2 * 10 / 30, rel=0.02)
     assert cv.TimeShare(400, costs, tmp_path, parallel=2).budget("b", 0) == pytest.approx(400, rel=0.02)  # never more than is left
+
+
+def test_a_run_in_pieces_ends_checkpointed_and_resumes_to_the_uninterrupted_oof(tiny_comp):
+    comp, folds, meta, tmp = tiny_comp
+    run(comp, folds, meta, tmp / "whole", [tiny_variant("a", epochs=3, checkpoint_seconds=0)])
+    pieces = 0
+    while True:
+        try:
+            run(comp, folds, meta, tmp / "pieces", [tiny_variant("a", epochs=3, checkpoint_seconds=0)], piece_seconds=2)
+            break
+        except PieceEnded as ended:
+            pieces += 1
+            assert pieces < 20 and "piece" in str(ended)
+            assert not (tmp / "pieces" / "a" / "oof.npy").exists()
+    assert pieces >= 1
+    assert np.array_equal(np.load(tmp / "pieces/a/oof.npy"), np.load(tmp / "whole/a/oof.npy"))
+    assert np.array_equal(np.load(tmp / "pieces/a/test.npy"), np.load(tmp / "whole/a/test.npy"))
+
+
+def test_the_time_limit_counts_the_seconds_of_earlier_pieces(tmp_path):
+    costs = {("a", 0): 10.0, ("a", 1): 10.0}
+    key = {"variants": ["a"], "time_limit": 100}
+    cv.TimeShare(100, costs, tmp_path, key=key, spent=30).record()
+    assert cv.spent_before(tmp_path, key) == pytest.approx(30, abs=1)
+    assert cv.spent_before(tmp_path, {**key, "time_limit": 200}) == 0.0  # another run starts afresh
+    resumed = cv.TimeShare(100, costs, tmp_path, key=key, spent=cv.spent_before(tmp_path, key))
+    assert resumed.budget("a", 0) == pytest.approx(70 * 10 / 20, rel=0.03)

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from fer_kaggle import atomic
+from fer_kaggle.errors import PieceEnded
 from fer_kaggle.metrics import accuracy, log_loss
 from fer_kaggle.training.augment import epoch_arrays, inner_model, with_augmentation
 from fer_kaggle.training.backend import private_python_random
@@ -125,11 +126,13 @@ def measure_step_seconds(build_model, cfg, num_classes=7, steps=4):
 
 
 def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7, time_budget=None,
-        step_seconds=None, on_epoch=None, sample_weight=None):
+        step_seconds=None, on_epoch=None, sample_weight=None, stop_at=None):
     """Train on (x_train, y_train); validate on (x_val, y_val) at a cadence that costs under 5%.
 
     `y_train` holds labels, or soft targets (rows of class probabilities: pseudo-labels, a
-    teacher's); `sample_weight` weighs training rows.
+    teacher's); `sample_weight` weighs training rows. `stop_at` (a `time.time()`) ends the
+    process's piece: an epoch that would not end by then is not started; the run is
+    checkpointed and PieceEnded raised (at least one epoch runs in each piece).
     `build_model()` returns a fresh, uncompiled model of raw 48x48 pixels. `workdir` keeps the
     resumable state. `time_budget` (seconds of this call) plans the epochs, from
     `step_seconds` when given (else from cfg['epochs'] until the first steps are timed).
@@ -156,6 +159,10 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
         if state.epoch >= state.planned_epochs:
             state.stopped = "epochs" if state.planned_epochs == cfg["epochs"] else "time limit"
             break
+        if stop_at is not None and not first and time.time() + _epoch_seconds(state, timed) > stop_at:
+            _checkpoint(model, state, workdir)
+            raise PieceEnded(f"{workdir}: stopped after epoch {state.epoch} of {state.planned_epochs} at the end of "
+                             f"the piece, checkpointed")
         _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir, sample_weight)
         if not first:
             timed.append(state.history[-1]["seconds"])
@@ -175,6 +182,12 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
         _validate(model, state, state.history[-1], x_val, y_val, cfg, workdir, 0.0)
     atomic.write_json(state_path, state.__dict__)
     return _final_model(model, state, cfg, workdir), state
+
+
+def _epoch_seconds(state, timed):
+    """Seconds the next epoch will take, validation included (what planning uses)."""
+    train = float(np.median(timed)) if timed else state.step_seconds * state.steps_per_epoch
+    return train + state.seconds["validate"] / max(1, state.epoch)
 
 
 def _validations_since_best(state):
@@ -264,8 +277,7 @@ def _replan(model, state, cfg, seconds_left, timed):
     else the measured step time, plus the validation seconds spent per epoch so far."""
     if cfg["schedule"] == "plateau" or not (state.step_seconds or timed):
         return
-    train = float(np.median(timed)) if timed else state.step_seconds * state.steps_per_epoch
-    epoch_seconds = train + state.seconds["validate"] / max(1, state.epoch)
+    epoch_seconds = _epoch_seconds(state, timed)
     remaining = state.planned_epochs - state.epoch
     overrun = remaining * epoch_seconds - seconds_left
     fits = int(max(0, seconds_left) // epoch_seconds)
