@@ -1,6 +1,7 @@
 """The training engine: augmentation in the step, per-step schedules, weight averaging,
 honest fold models, the time plan."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -105,6 +106,9 @@ def test_weight_averaging_predicts_with_the_average(tmp_path):
     averaged, _ = fit(tmp_path, "ema", x, y, ema=0.9)
     assert not np.allclose(training.predict(plain, x[192:]), training.predict(averaged, x[192:]))
     assert all(layer.name != "augment" for layer in averaged.layers)  # the saved fold model has no training layer
+    raw = keras.models.load_model(tmp_path / "ema" / "checkpoint-2.keras")  # the training model after epoch 2
+    pairs = zip(raw.get_layer(averaged.name).get_weights(), averaged.get_weights())
+    assert not all(np.allclose(r, a) for r, a in pairs)  # training went on from the raw weights, not the averages
 
 
 def test_validation_cadence_keeps_its_cost_small(tmp_path):

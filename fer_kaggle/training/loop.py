@@ -152,6 +152,7 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
         state = FitState(planned_epochs=planned, steps_per_epoch=steps, plateau_lr=cfg["learning_rate"],
                          step_seconds=step_seconds or 0.0, val_every=max(1, cfg["val_every"]))
         model = build_training_model(build_model, cfg, planned * steps)
+    _train_on_raw_weights(model)
     last_checkpoint = time.perf_counter()
     timed, first = [], True  # train seconds of this process's epochs after its first (which traces)
 
@@ -319,10 +320,19 @@ def _final_model(model, state, cfg, workdir):
     return inner_model(model)
 
 
+def _train_on_raw_weights(model):
+    """Keras's `fit()` ends by overwriting the weights with their moving averages (`use_ema`);
+    the loop calls `fit()` once per epoch, so every epoch would restart from the averages (and
+    on JAX, with a weight sharing its average's buffer, the next step fails). Training keeps
+    its raw weights: the averages are loaded only to validate and to finish."""
+    if getattr(model.optimizer, "use_ema", False):
+        model.optimizer.finalize_variable_values = lambda var_list: None
+
+
 def _load_averages(model):
     """The optimizer's moving averages into the weights, as copies (JAX donates the buffers
     of a training step's inputs: a weight must not share one with its average)."""
-    model.optimizer.finalize_variable_values(model.trainable_variables)
+    type(model.optimizer).finalize_variable_values(model.optimizer, model.trainable_variables)
     for variable in model.trainable_variables:
         variable.assign(keras.ops.convert_to_numpy(variable))
 
