@@ -111,6 +111,19 @@ def test_weight_averaging_predicts_with_the_average(tmp_path):
     assert not all(np.allclose(r, a) for r, a in pairs)  # training went on from the raw weights, not the averages
 
 
+def test_a_short_run_averages_over_its_own_steps_not_the_initial_weights(tmp_path):
+    x, y = tiny_data()
+    cfg = training.resolve_config(epochs=2, batch_size=8, ema=0.999)  # 48 steps: a 1000-step horizon keeps the init
+    initial = loop.build_training_model(build, cfg, 48).get_layer("cnn_tiny").trainable_weights
+    averaged, _ = training.fit(build, x[:192], y[:192], x[192:], y[192:], cfg, tmp_path / "short")
+    raw = keras.models.load_model(tmp_path / "short" / "checkpoint-2.keras").get_layer("cnn_tiny").trainable_weights
+
+    def distance(a, b):  # between trainable weights (the averaged ones; not the normalization statistics)
+        return np.sqrt(sum(float(np.sum((np.asarray(u) - np.asarray(v)) ** 2)) for u, v in zip(a, b)))
+
+    assert distance(averaged.trainable_weights, initial) > 0.5 * distance(raw, initial)
+
+
 def test_validation_cadence_keeps_its_cost_small(tmp_path):
     x, y = tiny_data()
     _, state = fit(tmp_path, "cadence", x, y, epochs=4, val_every=0)

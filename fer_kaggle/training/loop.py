@@ -55,8 +55,19 @@ class FitState:
         return [h for h in self.history if h["val_accuracy"] is not None]
 
 
-def make_optimizer(cfg, learning_rate):
-    ema = {"use_ema": True, "ema_momentum": cfg["ema"]} if cfg["ema"] else {}
+EMA_RUN_SHARE = 0.2  # the moving average's horizon, 1 / (1 - momentum), is at most this share of the run's steps
+
+
+def ema_momentum(cfg, planned_steps):
+    """`ema`, lowered for a short run: Keras's average starts at the initial weights, and with a
+    horizon longer than the run it would still be mostly those (a 0.999 average over 300 steps
+    predicts near chance). Capped so that the horizon is at most EMA_RUN_SHARE of the planned
+    steps: the initial weights then weigh under 1% at the end."""
+    return max(0.0, min(cfg["ema"], 1.0 - 1.0 / (EMA_RUN_SHARE * max(1, planned_steps))))
+
+
+def make_optimizer(cfg, learning_rate, planned_steps):
+    ema = {"use_ema": True, "ema_momentum": ema_momentum(cfg, planned_steps)} if cfg["ema"] else {}
     if cfg["optimizer"] == "adam":
         return keras.optimizers.Adam(learning_rate, **ema)
     if cfg["optimizer"] == "adamw":
@@ -76,7 +87,7 @@ def build_training_model(build_model, cfg, planned_steps):
     keras.utils.set_random_seed(cfg["seed"])
     with private_python_random(cfg["seed"]):
         model = with_augmentation(build_model(), cfg)
-    model.compile(optimizer=make_optimizer(cfg, learning_rate_for(cfg, planned_steps)),
+    model.compile(optimizer=make_optimizer(cfg, learning_rate_for(cfg, planned_steps), planned_steps),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg["label_smoothing"]),
                   metrics=["accuracy"])
     return model
