@@ -593,6 +593,7 @@ def build_parser():
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ log lines out of the output
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX: parallel fold jobs share one GPU
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

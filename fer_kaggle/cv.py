@@ -382,22 +382,48 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
     return write_leaderboard(oof_dir)
 
 
+FIRST_EPOCH_MARGIN = 30.0  # seconds a fold job's set-up and tracing may add to its first epoch (a GPU compiles)
+
+
 def _run_parallel(pending, step_seconds, share, comp, folds, oof_dir, jobs, scheduler, threads, stop_at=None):
     import joblib
 
     log = functools.partial(_print, started=time.time())
+    n_fold_train = len(comp.y_train) * int(folds.max()) // (int(folds.max()) + 1)
     calls = [
-        joblib.delayed(train_fold)(variant, k, str(oof_dir), comp.x_train, comp.y_train, comp.x_test, folds,
-                                   share, threads, log, step_seconds.get(variant.name), stop_at)
-        for variant, k in pending
+        joblib.delayed(_piece_job)(variant, k, str(oof_dir), comp.x_train, comp.y_train, comp.x_test, folds,
+                                   share, threads, log, step_seconds.get(variant.name),
+                                   None if stop_at is None else (stop_at, i < jobs,
+                                   (step_seconds.get(variant.name) or 0.0) * (n_fold_train // variant.train["batch_size"])))
+        for i, (variant, k) in enumerate(pending)
     ]
     if scheduler:
         from dask.distributed import Client
 
         with Client(scheduler), joblib.parallel_config(backend="dask"):
-            joblib.Parallel(n_jobs=jobs)(calls)
+            results = joblib.Parallel(n_jobs=jobs)(calls)
     else:
-        joblib.Parallel(n_jobs=jobs, backend="loky")(calls)
+        results = joblib.Parallel(n_jobs=jobs, backend="loky")(calls)
+    unfinished = [f"{variant.name} fold {k}" for (variant, k), done in zip(pending, results) if done is None]
+    if unfinished:
+        raise PieceEnded(f"{len(unfinished)} fold jobs go on in the next piece ({', '.join(unfinished)})")
+
+
+def _piece_job(variant, k, oof_dir, x, y, x_test, folds, share, threads, log, step_seconds, piece):
+    """One parallel fold job: its done record, or None where the piece ended first. `piece`:
+    (its end as a `time.time()`, whether the job starts in any case (the piece's first jobs,
+    so that every piece makes progress), the job's epoch seconds); a later job is not started
+    when its first epoch would not end in the piece. A job returns rather than raises, so
+    that the piece's end never cuts the jobs beside it short: each checkpoints its own."""
+    stop_at = None
+    if piece is not None:
+        stop_at, must_start, epoch_seconds = piece
+        if not must_start and time.time() + epoch_seconds + FIRST_EPOCH_MARGIN > stop_at:
+            return None
+    try:
+        return train_fold(variant, k, oof_dir, x, y, x_test, folds, share, threads, log, step_seconds, stop_at)
+    except PieceEnded:
+        return None
 
 
 def finalize_variant(variant_dir, comp, folds):

@@ -47,7 +47,7 @@ class FitState:
     best_weights: str = ""
     stopped: str = ""  # why training ended: epochs, early stopping, time limit
     replans: int = 0
-    step_seconds: float = 0.0  # the median time of one training step, tracing left out
+    step_seconds: float = 0.0  # one training step's seconds: measured before the run, then from whole epochs
     seconds: dict = field(default_factory=lambda: {"train": 0.0, "validate": 0.0, "checkpoint": 0.0})
 
     @property
@@ -101,39 +101,32 @@ def plan_epochs(cfg, steps_per_epoch, step_seconds, seconds_left):
     return int(max(1, min(cfg["epochs"], seconds_left // epoch_seconds)))
 
 
-class _StepTimer:
-    """Times the steps of one `fit` call (a Keras callback on any backend)."""
-
-    def __init__(self):
-        timer = self
-
-        class Callback(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                timer.ends.append(time.perf_counter())
-
-        self.callback = Callback()
-        self.ends = []
-
-    def steady_step_seconds(self):
-        """The median step time, leaving out the first two steps (tracing, warm-up)."""
-        gaps = np.diff(self.ends[1:])
-        return float(np.median(gaps)) if len(gaps) else None
-
-
-def measure_step_seconds(build_model, cfg, num_classes=7, steps=4):
-    """Seconds of one training step (augmentation included) on random pixels, after a
-    warm-up step: what plans a run before it starts."""
+def measure_step_seconds(build_model, cfg, num_classes=7, steps=4, min_seconds=1.0, max_steps=64):
+    """Seconds of one training step (augmentation included) on random pixels: what plans a run
+    before it starts. Wall time of whole `fit` calls after a warm-up call that traces, since a
+    step's own end is not its work's end where the backend dispatches asynchronously (JAX on a
+    GPU); the calls grow (4, 16, 64 steps) until one lasts `min_seconds`, so a fast step is not
+    swamped by the call's own overhead."""
     cfg = {**cfg, "epochs": 1}
     model = build_training_model(build_model, cfg, steps)
-    n = cfg["batch_size"] * (steps + 2)
+    _train_on_raw_weights(model)  # fit() is called again on the same model
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(n, 48, 48), dtype=np.uint8)
-    y = rng.integers(0, num_classes, size=n)
-    timer = _StepTimer()
-    images, targets, _ = epoch_arrays(x, y, cfg, 0, num_classes)
-    model.fit(images, targets, batch_size=cfg["batch_size"], shuffle=False, epochs=1, verbose=0,
-              callbacks=[timer.callback])
-    return timer.steady_step_seconds()
+    bs = cfg["batch_size"]
+
+    def timed_fit(n_steps):
+        x = rng.integers(0, 256, size=(n_steps * bs, 48, 48), dtype=np.uint8)
+        y = rng.integers(0, num_classes, size=n_steps * bs)
+        images, targets, _ = epoch_arrays(x, y, cfg, 0, num_classes)
+        t0 = time.perf_counter()
+        model.fit(images, targets, batch_size=bs, shuffle=False, epochs=1, verbose=0)
+        return time.perf_counter() - t0
+
+    timed_fit(2)  # traces and warms up
+    while True:
+        seconds = timed_fit(steps)
+        if seconds >= min_seconds or steps >= max_steps:
+            return seconds / steps
+        steps *= 4
 
 
 def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7, time_budget=None,
@@ -176,8 +169,9 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
             raise PieceEnded(f"{workdir}: stopped after epoch {state.epoch} of {state.planned_epochs} at the end of "
                              f"the piece, checkpointed")
         _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir, sample_weight)
-        if not first:
+        if not first:  # the first epoch of a process traces the step: not a measure of its pace
             timed.append(state.history[-1]["seconds"])
+            state.step_seconds = float(np.median(timed)) / state.steps_per_epoch
         first = False
         if cfg["early_stopping_patience"] and _validations_since_best(state) >= cfg["early_stopping_patience"]:
             state.stopped = "early stopping"
@@ -214,14 +208,10 @@ def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, w
     lr = keras_learning_rate(model)  # at the epoch's first step
     t0 = time.perf_counter()
     images, targets, weights = epoch_arrays(x_train, y_train, cfg, epoch, num_classes, sample_weight)
-    timer = _StepTimer()
     logs = model.fit(images, targets, sample_weight=weights, batch_size=cfg["batch_size"], shuffle=False,
-                     epochs=1, verbose=0, callbacks=[timer.callback]).history
+                     epochs=1, verbose=0).history
     train_seconds = time.perf_counter() - t0
     state.seconds["train"] += train_seconds
-    measured = timer.steady_step_seconds()
-    if measured:
-        state.step_seconds = measured if not state.step_seconds else 0.5 * (state.step_seconds + measured)
     state.epoch = epoch + 1
     row = {"epoch": epoch + 1, "loss": float(logs["loss"][0]), "accuracy": float(logs["accuracy"][0]),
            "val_loss": None, "val_accuracy": None, "learning_rate": lr, "seconds": round(train_seconds, 3)}
@@ -284,7 +274,8 @@ class _averaged_weights:
 
 def _replan(model, state, cfg, seconds_left, timed):
     """Fit the plan to the time left: fewer epochs when the budget would be overrun, more when
-    at least one more whole epoch fits; the schedule then decays over the new plan. An epoch's
+    the time left to spare is over the same tolerance (and one epoch): each new plan traces the
+    step again, which on a GPU costs seconds; the schedule then decays over the new plan. An epoch's
     seconds: the median of the epochs timed in this process after its first (which traces),
     else the measured step time, plus the validation seconds spent per epoch so far."""
     if cfg["schedule"] == "plateau" or not (state.step_seconds or timed):
@@ -293,9 +284,10 @@ def _replan(model, state, cfg, seconds_left, timed):
     remaining = state.planned_epochs - state.epoch
     overrun = remaining * epoch_seconds - seconds_left
     fits = int(max(0, seconds_left) // epoch_seconds)
-    if overrun > REPLAN_TOLERANCE * (seconds_left + state.seconds["train"]):
+    tolerance = REPLAN_TOLERANCE * (seconds_left + state.seconds["train"])
+    if overrun > tolerance:
         planned = state.epoch + fits
-    elif fits > remaining and state.planned_epochs < cfg["epochs"]:
+    elif -overrun > max(tolerance, epoch_seconds) and state.planned_epochs < cfg["epochs"]:
         planned = min(cfg["epochs"], state.epoch + fits)
     else:
         return
