@@ -89,6 +89,8 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
         if time_share:
             time_share.record()
 
+    resumed = fold_dir / "state.json"  # the parts' seconds add up over the pieces; "fixed" is this process's
+    seconds_before = sum(atomic.read_json(resumed)["seconds"].values()) if resumed.exists() else 0.0
     model, state = training.fit(
         lambda: create_model(variant.model, **variant.model_hp),
         x_fit, y_fit, x[valid_rows], y[valid_rows],
@@ -121,7 +123,8 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
         "fit_seconds": round(fit_seconds, 2),
         "predict_seconds": round(predict_seconds, 2),
         "seconds": {**{part: round(v, 2) for part, v in state.seconds.items()}, "predict": round(predict_seconds, 2),
-                    "fixed": round(time.perf_counter() - started - sum(state.seconds.values()) - predict_seconds, 2)},
+                    "fixed": round(time.perf_counter() - started - (sum(state.seconds.values()) - seconds_before)
+                                   - predict_seconds, 2)},
         "budget_seconds": None if budget is None else round(budget, 1),
     }
     atomic.write_json(fold_dir / "done.json", done)

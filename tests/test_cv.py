@@ -175,6 +175,26 @@ def test_a_run_in_pieces_ends_checkpointed_and_resumes_to_the_uninterrupted_oof(
     assert np.array_equal(np.load(tmp / "pieces/a/test.npy"), np.load(tmp / "whole/a/test.npy"))
 
 
+def test_parallel_jobs_in_pieces_each_checkpoint_their_own_and_resume_to_the_serial_oof(tiny_comp):
+    """The end of a piece never cuts a parallel job short (each stops at its own epoch's end,
+    checkpointed), and jobs queued behind them wait for the next piece."""
+    comp, folds, meta, tmp = tiny_comp
+    variant = lambda: [tiny_variant("a", epochs=3, checkpoint_seconds=0)]  # noqa: E731
+    run(comp, folds, meta, tmp / "whole", variant())
+    pieces = 0
+    while True:
+        try:
+            run(comp, folds, meta, tmp / "pieces", variant(), jobs=2, piece_seconds=1)
+            break
+        except PieceEnded as ended:
+            pieces += 1
+            assert pieces < 30 and "next piece" in str(ended)
+            started = [d for d in (tmp / "pieces" / "a").glob("fold*") if (d / "state.json").exists()]
+            assert all(read_json(d / "state.json")["epoch"] >= 1 for d in started)
+    assert pieces >= 2
+    assert np.array_equal(np.load(tmp / "pieces/a/oof.npy"), np.load(tmp / "whole/a/oof.npy"))
+
+
 def test_the_time_limit_counts_the_seconds_of_earlier_pieces(tmp_path):
     costs = {("a", 0): 10.0, ("a", 1): 10.0}
     key = {"variants": ["a"], "time_limit": 100}

@@ -154,3 +154,30 @@ def test_a_wrong_step_estimate_is_replanned_to_end_the_schedule_within_the_budge
     assert state.replans >= 1 and state.epoch == state.planned_epochs < 60
     assert state.stopped == "time limit"
     assert state.history[-1]["learning_rate"] < 0.5e-2  # the decay was fit to the new plan, not cut off
+
+
+def test_a_costly_trace_neither_times_the_pace_nor_sets_off_more_plans(tmp_path, monkeypatch):
+    """On a GPU each new plan compiles the step again, an epoch's worth of seconds or more: an
+    epoch that traced must not count as the pace, and a plan that fits must not be redone, or
+    the run spends its time compiling (seen on an H100: a new plan every epoch)."""
+    clock = Ticks(0.0)
+    monkeypatch.setattr(loop, "time", clock)
+    epoch, compile_seconds, pending = 1.0, 5.0, []
+    plan = loop.StepSchedule.plan
+    monkeypatch.setattr(loop.StepSchedule, "plan", classmethod(lambda cls, cfg, steps: pending.append(1) or
+                                                               plan.__func__(cls, cfg, steps)))
+    arrays = loop.epoch_arrays
+
+    def timed_arrays(*args, **kwargs):  # inside the loop's timing of an epoch
+        clock.now += epoch + (compile_seconds if pending else 0.0)
+        pending.clear()
+        return arrays(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "epoch_arrays", timed_arrays)
+    x, y = tiny_data()
+    cfg = training.resolve_config(epochs=200, batch_size=64, val_every=1000)
+    _, state = training.fit(build, x[:192], y[:192], x[192:], y[192:], cfg, tmp_path / "plan", time_budget=40.0,
+                            step_seconds=10 * epoch / 3)  # believed ten times slower: a first plan of 3 epochs
+    assert state.replans == 1  # the timed pace re-plans once, and the compilation it costs sets off no other
+    assert state.step_seconds * state.steps_per_epoch == pytest.approx(epoch)
+    assert state.epoch == state.planned_epochs and 25 <= state.epoch <= 35 and clock.now <= 40.0 + epoch

@@ -106,7 +106,8 @@ def measure_step_seconds(build_model, cfg, num_classes=7, steps=4, min_seconds=1
     before it starts. Wall time of whole `fit` calls after a warm-up call that traces, since a
     step's own end is not its work's end where the backend dispatches asynchronously (JAX on a
     GPU); the calls grow (4, 16, 64 steps) until one lasts `min_seconds`, so a fast step is not
-    swamped by the call's own overhead."""
+    swamped by the call's own overhead, and the faster of two such calls counts (a stray
+    compilation or a busy moment in one does not plan the whole run)."""
     cfg = {**cfg, "epochs": 1}
     model = build_training_model(build_model, cfg, steps)
     _train_on_raw_weights(model)  # fit() is called again on the same model
@@ -125,7 +126,7 @@ def measure_step_seconds(build_model, cfg, num_classes=7, steps=4, min_seconds=1
     while True:
         seconds = timed_fit(steps)
         if seconds >= min_seconds or steps >= max_steps:
-            return seconds / steps
+            return min(seconds, timed_fit(steps)) / steps
         steps *= 4
 
 
@@ -158,25 +159,26 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
         model = build_training_model(build_model, cfg, planned * steps)
     _train_on_raw_weights(model)
     last_checkpoint = time.perf_counter()
-    timed, first = [], True  # train seconds of this process's epochs after its first (which traces)
+    timed, traced = [], []  # train seconds of this process's epochs that did not / did trace the step
+    ran, traces = False, True  # an epoch ran in this process; the next one traces (its first, a re-plan's)
 
     while not state.stopped:
         if state.epoch >= state.planned_epochs:
             state.stopped = "epochs" if state.planned_epochs == cfg["epochs"] else "time limit"
             break
-        if stop_at is not None and not first and time.time() + _epoch_seconds(state, timed) > stop_at:
+        if stop_at is not None and ran and time.time() + _epoch_seconds(state, timed) > stop_at:
             _checkpoint(model, state, workdir)
             raise PieceEnded(f"{workdir}: stopped after epoch {state.epoch} of {state.planned_epochs} at the end of "
                              f"the piece, checkpointed")
         _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir, sample_weight)
-        if not first:  # the first epoch of a process traces the step: not a measure of its pace
-            timed.append(state.history[-1]["seconds"])
+        (traced if traces else timed).append(state.history[-1]["seconds"])  # a traced epoch is not the pace
+        if timed:
             state.step_seconds = float(np.median(timed)) / state.steps_per_epoch
-        first = False
+        ran, traces = True, False
         if cfg["early_stopping_patience"] and _validations_since_best(state) >= cfg["early_stopping_patience"]:
             state.stopped = "early stopping"
         elif time_budget is not None:
-            _replan(model, state, cfg, time_budget - (time.perf_counter() - started), timed)
+            traces = _replan(model, state, cfg, time_budget - (time.perf_counter() - started), timed, traced)
         if state.stopped or state.epoch >= state.planned_epochs or \
                 time.perf_counter() - last_checkpoint >= cfg["checkpoint_seconds"]:
             _checkpoint(model, state, workdir)  # the commit point: state.json names this checkpoint
@@ -272,32 +274,37 @@ class _averaged_weights:
                 variable.assign(value)
 
 
-def _replan(model, state, cfg, seconds_left, timed):
+def _replan(model, state, cfg, seconds_left, timed, traced):
     """Fit the plan to the time left: fewer epochs when the budget would be overrun, more when
     the time left to spare is over the same tolerance (and one epoch): each new plan traces the
-    step again, which on a GPU costs seconds; the schedule then decays over the new plan. An epoch's
-    seconds: the median of the epochs timed in this process after its first (which traces),
-    else the measured step time, plus the validation seconds spent per epoch so far."""
-    if cfg["schedule"] == "plateau" or not (state.step_seconds or timed):
-        return
+    step again, which on a GPU costs seconds; the schedule then decays over the new plan. Only
+    epochs timed in this process re-plan (not the estimate that made the plan): an epoch's
+    seconds are their median (epochs that traced left out) plus the validation seconds spent
+    per epoch so far. A new plan leaves out the seconds its tracing will cost (what the last
+    epoch that traced took over the pace). Returns whether the step is traced again."""
+    if cfg["schedule"] == "plateau" or not timed:
+        return False
     epoch_seconds = _epoch_seconds(state, timed)
     remaining = state.planned_epochs - state.epoch
     overrun = remaining * epoch_seconds - seconds_left
-    fits = int(max(0, seconds_left) // epoch_seconds)
+    trace = max(0.0, traced[-1] - float(np.median(timed))) if traced else 0.0
+    fits = int(max(0, seconds_left - trace) // epoch_seconds)
     tolerance = REPLAN_TOLERANCE * (seconds_left + state.seconds["train"])
     if overrun > tolerance:
         planned = state.epoch + fits
-    elif -overrun > max(tolerance, epoch_seconds) and state.planned_epochs < cfg["epochs"]:
+    elif -overrun - trace > max(tolerance, epoch_seconds) and state.planned_epochs < cfg["epochs"]:
         planned = min(cfg["epochs"], state.epoch + fits)
     else:
-        return
+        return False
     if planned == state.planned_epochs:
-        return
+        return False
     state.planned_epochs = max(state.epoch, planned)
     state.replans += 1
     if state.planned_epochs > state.epoch:
         model.optimizer.learning_rate = StepSchedule.plan(cfg, state.planned_epochs * state.steps_per_epoch)
         model.train_function = None  # traced again with the new schedule
+        return True
+    return False
 
 
 def _checkpoint(model, state, workdir):
