@@ -396,6 +396,7 @@ def cmd_report(args):
     comp = store.load(args.data_dir)
     _, folds = _folds(args.oof_dir, comp)
     target = args.variant or (f"blend-{args.blend}" if args.blend and not args.blend.startswith("blend-") else args.blend)
+    target = target or _submitted_blend(args.submissions_dir, args.oof_dir)
     watch = Stopwatch()
     report = Report(comp, folds, args.oof_dir, args.out, target=target, progress=lambda m: print(watch.line(m), flush=True),
                     per_class=args.per_class, lime_samples=args.lime_samples, ascent_steps=args.ascent_steps)
@@ -404,6 +405,19 @@ def cmd_report(args):
         for png, _ in figures:
             print(f"report: {name}: {png}")
     print(f"report: {args.out}/index.html ({report.target})")
+
+
+def _submitted_blend(submissions_dir, oof_dir):
+    """The blend behind the newest submission, where its predictions are still in `oof_dir`:
+    what `make all` submitted is what its report shows (None: the leaderboard's best)."""
+    from fer_kaggle.atomic import read_json
+
+    manifests = sorted(Path(submissions_dir).glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
+    if manifests:
+        name = f"blend-{read_json(manifests[-1])['method']}"
+        if (Path(oof_dir) / name / "oof.npy").exists():
+            return name
+    return None
 
 
 def _bincount(labels):
@@ -533,7 +547,8 @@ def build_parser():
 
     p = add_command("report", help="figures and one HTML page: confusion, curves, CNN vs DNN, saliency, filters, LIME")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--variant", help="the variant to study (default: the best on the leaderboard)")
+    group.add_argument("--variant", help="the variant to study (default: the newest submission's blend, else the best "
+                                         "on the leaderboard)")
     group.add_argument("--blend", help="a blend method from `fer-kaggle blend` (its model figures use its heaviest member)")
     p.add_argument("--only", help="comma-separated figures: confusion, misclassified, curves, compare, ablations, taught, "
                                   "saliency, filters, lime (index.html shows those made)")

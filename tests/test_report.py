@@ -76,6 +76,23 @@ def test_a_blend_is_studied_through_its_best_member(report_dir):
     assert report.make(["confusion"])[0][0] == "confusion"
 
 
+def test_the_report_shows_the_newest_submissions_blend(report_dir, capsys):
+    """`make all` blends (the method nested CV chose) and then reports: the page must show
+    what was submitted, not the leaderboard's top row."""
+    from fer_kaggle.atomic import read_json
+    from fer_kaggle.blend import run_blend
+    from fer_kaggle.cli import main
+
+    comp, folds, tmp = report_dir
+    args = ["--data-dir", str(tmp / "data"), "--oof-dir", str(tmp / "oof"), "--submissions-dir", str(tmp / "newest"),
+            "report", "--only", "confusion", "--out", str(tmp / "newest-report")]
+    for method in ("stack", "mean"):
+        run_blend(comp, folds, read_json(tmp / "oof" / "folds.json"), tmp / "oof", tmp / "newest", method=method,
+                  log=lambda m: None)
+        assert main(args) == 0
+        assert capsys.readouterr().out.strip().endswith(f"index.html (blend-{method})")
+
+
 def test_one_figure_alone(report_dir):
     comp, folds, tmp = report_dir
     out = tmp / "alone"
