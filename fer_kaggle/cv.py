@@ -336,7 +336,7 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
     configure_backend(threads)
     n_folds = int(folds.max()) + 1
     n_fold_train = len(comp.y_train) * (n_folds - 1) // n_folds
-    step_seconds, costs, pending = {}, {}, []
+    step_seconds, epoch_seconds, costs, pending = {}, {}, {}, []
     for variant in variants:
         variant.model_hp = model_hp(variant.model, **variant.model_hp)
         model = create_model(variant.model, **variant.model_hp)
@@ -349,6 +349,7 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
             bs = variant.train["batch_size"]
             step = measure_step_seconds(build, variant.train) if time_limit else max(flops, 1) * 3e-9 * bs
             step_seconds[variant.name] = step
+            epoch_seconds[variant.name] = step * (n_fold_train // bs)
             for k in todo:
                 inputs = read_inputs(oof_dir / variant.name / f"fold{k}")
                 rows = n_fold_train if inputs is None else len(inputs.weights)
@@ -361,8 +362,7 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
     if pending and jobs == 1 and not scheduler:
         trained = False  # in this piece
         for variant, k in pending:
-            step = step_seconds.get(variant.name)
-            epoch = (step or 0.0) * (n_fold_train // variant.train["batch_size"])
+            step, epoch = step_seconds.get(variant.name), epoch_seconds.get(variant.name, 0.0)
             fold_dir = oof_dir / variant.name / f"fold{k}"
             if stop_at is not None and time.time() + epoch > stop_at:
                 if not trained:
@@ -375,8 +375,8 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
             trained = True
             progress.job_done()
     elif pending:
-        _run_parallel(pending, step_seconds if time_limit else {}, share, comp, folds, oof_dir, jobs, scheduler,
-                      threads, stop_at)
+        _run_parallel(pending, step_seconds if time_limit else {}, epoch_seconds, share, comp, folds, oof_dir, jobs,
+                      scheduler, threads, stop_at)
     if share:
         (oof_dir / LEDGER).unlink(missing_ok=True)  # every job is done: a later run starts afresh
 
@@ -388,16 +388,15 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
 FIRST_EPOCH_MARGIN = 30.0  # seconds a fold job's set-up and tracing may add to its first epoch (a GPU compiles)
 
 
-def _run_parallel(pending, step_seconds, share, comp, folds, oof_dir, jobs, scheduler, threads, stop_at=None):
+def _run_parallel(pending, step_seconds, epoch_seconds, share, comp, folds, oof_dir, jobs, scheduler, threads,
+                  stop_at=None):
     import joblib
 
     log = functools.partial(_print, started=time.time())
-    n_fold_train = len(comp.y_train) * int(folds.max()) // (int(folds.max()) + 1)
     calls = [
         joblib.delayed(_piece_job)(variant, k, str(oof_dir), comp.x_train, comp.y_train, comp.x_test, folds,
                                    share, threads, log, step_seconds.get(variant.name),
-                                   None if stop_at is None else (stop_at, i < jobs,
-                                   (step_seconds.get(variant.name) or 0.0) * (n_fold_train // variant.train["batch_size"])))
+                                   None if stop_at is None else (stop_at, i < jobs, epoch_seconds.get(variant.name, 0.0)))
         for i, (variant, k) in enumerate(pending)
     ]
     if scheduler:

@@ -50,7 +50,7 @@ PRESETS = {
                   "erasing": 0.25, "tta": "flip+crops", "mixed_precision": True, "checkpoint_seconds": 120},
         "time_limit": 1100,
         "piece_seconds": 550,  # lent GPUs run 10 minutes a call: pieces that resume one another (exit 75: again)
-        "jobs": 3,  # fold jobs sharing the GPU: 1.74x the images per second of one on an H100 (BENCHMARKS.md)
+        "jobs": 3,  # fold jobs sharing the GPU: 1.73x the images per second of one on an H100 (BENCHMARKS.md)
         "backend": "jax",  # used unless KERAS_BACKEND is set
     },
 }
