@@ -39,8 +39,10 @@ PRESETS = {
     "cpu": {
         "variants": ["vgg_fast16"],
         "train": {**_ENGINE, "epochs": 40, "batch_size": 128, "optimizer": "adam", "learning_rate": 2e-3,
-                  "flip": True, "shift": 0.08, "zoom": 0.0, "rotation": 0.0},
-        "time_limit": 3300,
+                  "flip": True, "shift": 0.08, "zoom": 0.0, "rotation": 0.0,
+                  "tta": "flip+crops",  # 10 views: +0.36 points of OOF accuracy over flip on this preset's fold models
+                  "val_every": 4},  # a curve of about five points; validation's seconds go to training
+        "time_limit": 3450,  # the blend takes about 10 s: cv plus blend stay inside the hour
         "jobs": 1,
     },
     "gpu": {

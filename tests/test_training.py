@@ -61,6 +61,33 @@ def test_shifts_move_whole_pixels_without_blur():
         assert np.all(np.isin(np.round(moved, 3), image))
 
 
+class _LopsidedModel:
+    """Stands in for a network that looks at the left edge of the image only, so that every
+    view it is shown changes its answer; records the views."""
+
+    output_shape = (None, 7)
+
+    def __init__(self):
+        self.views = []
+
+    def predict(self, x, batch_size=None, verbose=0):
+        self.views.append(x)
+        left = x[:, :, :3, 0].reshape(len(x), -1).mean(axis=1, keepdims=True)
+        logits = np.cos(left / 40.0 + np.arange(7))
+        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("tta", list(training.TTA_VIEWS))
+def test_tta_views_are_as_many_as_planned_and_mirror_balanced(tta):
+    x, _ = tiny_data(16)
+    model = _LopsidedModel()
+    p = training.predict(model, x, tta=tta)
+    assert len(model.views) == training.TTA_VIEWS[tta]  # the cv planner reserves time by this count
+    assert np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    if tta != "none":  # mirrored and unmirrored views in equal number: a mirrored face gets the same answer
+        assert np.allclose(training.predict(_LopsidedModel(), x[:, :, ::-1], tta=tta), p, atol=1e-6)
+
+
 def test_step_schedule_warms_up_then_decays_to_the_floor_and_round_trips():
     s = StepSchedule(1e-2, total_steps=100, warmup_steps=10, kind="cosine", floor=1e-4)
     lr = [float(np.asarray(s(step))) for step in (0, 5, 10, 55, 100, 150)]
