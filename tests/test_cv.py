@@ -159,12 +159,14 @@ def test_time_left_by_a_finished_job_goes_to_the_jobs_after_it(tmp_path):
 
 
 def test_a_run_in_pieces_ends_checkpointed_and_resumes_to_the_uninterrupted_oof(tiny_comp):
+    """With mixup and cutmix on: a resumed step mixes images and targets as the uninterrupted one does."""
     comp, folds, meta, tmp = tiny_comp
-    run(comp, folds, meta, tmp / "whole", [tiny_variant("a", epochs=3, checkpoint_seconds=0)])
+    variant = lambda: [tiny_variant("a", epochs=3, checkpoint_seconds=0, mixup=0.4, cutmix=1.0)]  # noqa: E731
+    run(comp, folds, meta, tmp / "whole", variant())
     pieces = 0
     while True:
         try:
-            run(comp, folds, meta, tmp / "pieces", [tiny_variant("a", epochs=3, checkpoint_seconds=0)], piece_seconds=2)
+            run(comp, folds, meta, tmp / "pieces", variant(), piece_seconds=2)
             break
         except PieceEnded as ended:
             pieces += 1

@@ -30,7 +30,7 @@ def fit(tmp_path, name, x, y, **cfg):
 
 def test_augmentation_draws_depend_on_seed_and_epoch_only_and_are_off_at_inference():
     x = np.random.default_rng(1).integers(0, 256, (16, 48, 48, 1)).astype("float32")
-    layer = Augment(flip=True, shift=0.1, zoom=0.1, rotation=0.05, erasing=0.5, seed=3)
+    layer = Augment(flip=True, shift=0.1, zoom=0.1, rotation=0.05, erasing=0.5, mixup=0.4, cutmix=1.0, seed=3)
     outs = {}
     for epoch in (0, 1, 0):
         layer.start_epoch(epoch)
@@ -59,6 +59,44 @@ def test_shifts_move_whole_pixels_without_blur():
     assert not np.allclose(out, x)
     for image, moved in zip(x, out):  # every output pixel is one of the image's own pixel values
         assert np.all(np.isin(np.round(moved, 3), image))
+
+
+@pytest.mark.parametrize("mixing", [{"mixup": 0.4}, {"cutmix": 1.0}, {"mixup": 0.4, "cutmix": 1.0}])
+def test_mixing_gives_each_target_the_share_of_each_image_in_the_mixed_pixels(mixing):
+    """Image i is flat at brightness c_i and its target is row i of the identity: each mixed
+    target then reads which images the mixed one is made of, and in what shares."""
+    n = 64
+    c = np.arange(1, n + 1, dtype="float32") * 3.0
+    x = np.broadcast_to(c[:, None, None, None], (n, 48, 48, 1)).copy()
+    layer = Augment(flip=False, shift=0.0, zoom=0.0, rotation=0.0, seed=4, **mixing)
+    layer.start_epoch(1)
+    out = np.asarray(layer(x, training=True))
+    targets = np.asarray(layer.mix_targets(keras.ops.convert_to_tensor(np.eye(n, dtype="float32"))))
+    assert np.allclose(targets.sum(axis=1), 1.0) and np.all(targets >= -1e-6)
+    assert np.all((targets > 1e-6).sum(axis=1) <= 2)  # an image and at most one partner
+    assert np.allclose(out.mean(axis=(1, 2, 3)), targets @ c, rtol=1e-4)  # pixels and target mixed by one share
+    assert 0.2 < 1 - np.diag(targets).mean() < 0.8  # mixing happened, in shares of both kinds
+    if "mixup" not in mixing:  # cutmix: each pixel is the image's own or its partner's, never a blend
+        for image, row in zip(out, targets):
+            assert set(np.unique(image)) <= set(c[row > 1e-6])
+    assert np.array_equal(np.asarray(layer.mix_targets(keras.ops.ones((n, 7)))), np.ones((n, 7)))  # used up
+
+
+def test_the_training_loss_sees_the_targets_mixed_in_the_same_step():
+    cfg = training.resolve_config(cutmix=1.0, flip=False, shift=0.0, zoom=0.0, rotation=0.0, batch_size=16)
+    model = loop.build_training_model(build, cfg, 10)
+    loop._ready_to_train(model)
+    x, labels = tiny_data(16)
+    x, y = x[..., None].astype("float32"), keras.ops.one_hot(labels, 7)
+    augment = model.get_layer("augment")
+    augment.start_epoch(0)
+    y_pred = model(x, training=True)
+    loss = float(model.compute_loss(x, y, y_pred, training=True))
+    augment.start_epoch(0)  # the same draws again: the targets the step mixed
+    augment(x, training=True)
+    crossentropy = keras.losses.CategoricalCrossentropy()
+    assert loss == pytest.approx(float(crossentropy(augment.mix_targets(y), y_pred)), rel=1e-5)
+    assert loss != pytest.approx(float(crossentropy(y, y_pred)), rel=1e-3)
 
 
 class _LopsidedModel:

@@ -1,9 +1,11 @@
 """Augmentation inside the compiled training step, and the host-side epoch order.
 
 `Augment` is a layer put in front of the model for training: horizontal flip, shift, zoom
-and rotation as one affine warp per image, and random erasing, all drawn with keras.random
-from a seed generator whose state the loop sets at every epoch's start to (seed, epoch):
-every draw is a function of (seed, epoch, step), so a resumed run sees the same images.
+and rotation as one affine warp per image, random erasing, and mixup/cutmix with a partner
+from the same batch, all drawn with keras.random from a seed generator whose state the loop
+sets at every epoch's start to (seed, epoch): every draw is a function of (seed, epoch,
+step), so a resumed run sees the same images. Mixing also mixes the targets: the training
+model's loss takes them from the layer's draws of the same step (`mix_targets_in_loss`).
 It is the identity at inference, and the fold model is saved without it.
 """
 
@@ -18,33 +20,59 @@ EPOCH_STRIDE = 1 << 20  # seed-generator counter values reserved for one epoch's
 
 @keras.saving.register_keras_serializable(package="fer_kaggle")
 class Augment(layers.Layer):
-    """Random flip/shift/zoom/rotation (one bilinear affine warp, edges repeated) and erasing,
-    on raw pixels, in training only."""
+    """Random flip/shift/zoom/rotation (one bilinear affine warp, edges repeated), erasing, and
+    mixup/cutmix (Beta(alpha, alpha) shares; with both on, each image gets one of the two at
+    random), on raw pixels, in training only."""
 
-    def __init__(self, flip=True, shift=0.1, zoom=0.1, rotation=0.05, erasing=0.0, seed=0, **kwargs):
+    def __init__(self, flip=True, shift=0.1, zoom=0.1, rotation=0.05, erasing=0.0, mixup=0.0, cutmix=0.0, seed=0,
+                 **kwargs):
         kwargs.setdefault("dtype", "float32")  # pixels and warps in float32 under any mixed-precision policy
         super().__init__(**kwargs)
         self.flip, self.shift, self.zoom, self.rotation, self.erasing = flip, shift, zoom, rotation, erasing
+        self.mixup, self.cutmix = mixup, cutmix
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
+        self._set_mixed(None)
 
     @property
     def warps(self):
         return bool(self.flip or self.shift or self.zoom or self.rotation)
+
+    @property
+    def mixes(self):
+        return bool(self.mixup or self.cutmix)
+
+    def _set_mixed(self, value):
+        """This step's (partner row, own share) per image, for `mix_targets` in the same traced
+        step (a plain attribute: not a tracked layer state)."""
+        object.__setattr__(self, "_mixed", value)
 
     def start_epoch(self, epoch):
         """Make this epoch's draws depend on (seed, epoch) only."""
         self.generator.state.assign(np.array([self.seed, epoch * EPOCH_STRIDE], dtype=self.generator.state.dtype))
 
     def call(self, x, training=False):
-        if not training or not (self.warps or self.erasing):
+        self._set_mixed(None)
+        if not training or not (self.warps or self.erasing or self.mixes):
             return x
         x = ops.cast(x, self.compute_dtype)
         if self.warps:
             x = self._warp(x)
         if self.erasing:
             x = self._erase(x)
+        if self.mixes:
+            x = self._mix(x)
         return x
+
+    def mix_targets(self, y):
+        """The targets of the images this step's `call` mixed: each row's own share of its
+        target plus the rest of its partner's (unchanged when nothing was mixed)."""
+        if self._mixed is None:
+            return y
+        partner, own = self._mixed
+        self._set_mixed(None)
+        own = ops.cast(own, y.dtype)[:, None]
+        return own * y + (1 - own) * ops.take(y, partner, axis=0)
 
     def _uniform(self, n, low, high):
         return keras.random.uniform((n,), low, high, seed=self.generator)
@@ -74,25 +102,72 @@ class Augment(layers.Layer):
         apply = ops.cast(self._uniform(n, 0.0, 1.0) < self.erasing, x.dtype)
         eh, ew = self._uniform(n, 0.1, 0.4) * h, self._uniform(n, 0.1, 0.4) * w
         y0, x0 = self._uniform(n, 0.0, 1.0) * (h - eh), self._uniform(n, 0.0, 1.0) * (w - ew)
-        rows = ops.cast(ops.arange(h), x.dtype)[None, :, None]
-        cols = ops.cast(ops.arange(w), x.dtype)[None, None, :]
-        inside = ((rows >= y0[:, None, None]) & (rows < (y0 + eh)[:, None, None])
-                  & (cols >= x0[:, None, None]) & (cols < (x0 + ew)[:, None, None]))
-        mask = ops.cast(inside, x.dtype)[..., None] * apply[:, None, None, None]
+        mask = _box_mask(x, y0, y0 + eh, x0, x0 + ew) * apply[:, None, None, None]
         mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
         return x * (1 - mask) + mean * mask
 
+    def _mix(self, x):
+        """Each image mixed with a partner from the same batch (a random permutation): mixup
+        blends the two by a share drawn from Beta(mixup, mixup); cutmix pastes the partner's
+        pixels into a box whose area is a share drawn from Beta(cutmix, cutmix) (clipped at the
+        edges: the image's own share is counted from the pixels it keeps)."""
+        n, h, w = ops.shape(x)[0], x.shape[1], x.shape[2]
+        partner = keras.random.shuffle(ops.arange(n), seed=self.generator)
+        other = ops.take(x, partner, axis=0)
+        if self.mixup:
+            lam = keras.random.beta((n,), self.mixup, self.mixup, seed=self.generator)
+            blended, blended_own = x + (1 - lam)[:, None, None, None] * (other - x), lam
+        if self.cutmix:
+            side = ops.sqrt(1 - keras.random.beta((n,), self.cutmix, self.cutmix, seed=self.generator))
+            cy, cx = self._uniform(n, 0.0, float(h)), self._uniform(n, 0.0, float(w))
+            mask = _box_mask(x, cy - side * h / 2, cy + side * h / 2, cx - side * w / 2, cx + side * w / 2)
+            pasted, pasted_own = x * (1 - mask) + other * mask, 1 - ops.mean(mask, axis=(1, 2, 3))
+        if self.mixup and self.cutmix:
+            cut = self._uniform(n, 0.0, 1.0) < 0.5
+            x, own = ops.where(cut[:, None, None, None], pasted, blended), ops.where(cut, pasted_own, blended_own)
+        else:
+            x, own = (blended, blended_own) if self.mixup else (pasted, pasted_own)
+        self._set_mixed((partner, own))
+        return x
+
     def get_config(self):
         return {**super().get_config(), "flip": self.flip, "shift": self.shift, "zoom": self.zoom,
-                "rotation": self.rotation, "erasing": self.erasing, "seed": self.seed}
+                "rotation": self.rotation, "erasing": self.erasing, "mixup": self.mixup, "cutmix": self.cutmix,
+                "seed": self.seed}
+
+
+def _box_mask(x, y0, y1, x0, x1):
+    """(n, h, w, 1): 1 inside each image's box [y0, y1) x [x0, x1) (pixel rows and columns), else 0."""
+    h, w = x.shape[1], x.shape[2]
+    rows = ops.cast(ops.arange(h), x.dtype)[None, :, None]
+    cols = ops.cast(ops.arange(w), x.dtype)[None, None, :]
+    inside = ((rows >= y0[:, None, None]) & (rows < y1[:, None, None])
+              & (cols >= x0[:, None, None]) & (cols < x1[:, None, None]))
+    return ops.cast(inside, x.dtype)[..., None]
 
 
 def with_augmentation(model, cfg):
     """The training model: `Augment` in front of `model` (which stays a layer of it, saved alone)."""
     inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
-    augment = Augment(cfg["flip"], cfg["shift"], cfg["zoom"], cfg["rotation"], cfg["erasing"], seed=cfg["seed"],
-                      name="augment")
+    augment = Augment(cfg["flip"], cfg["shift"], cfg["zoom"], cfg["rotation"], cfg["erasing"], cfg["mixup"],
+                      cfg["cutmix"], seed=cfg["seed"], name="augment")
     return keras.Model(inputs, model(augment(inputs)), name="training")
+
+
+def mix_targets_in_loss(training_model):
+    """Make the training model's loss see the targets its `Augment` layer mixed in the same step
+    (Keras's `compute_loss`, wrapped on this instance: again after every load of a checkpoint)."""
+    augment = training_model.get_layer("augment")
+    if not augment.mixes:
+        return
+    compute_loss = training_model.compute_loss
+
+    def mixed_compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if training:
+            y = augment.mix_targets(y)
+        return compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+
+    training_model.compute_loss = mixed_compute_loss
 
 
 def inner_model(training_model):
@@ -109,21 +184,13 @@ def epoch_arrays(x, y, cfg, epoch, num_classes, sample_weight=None):
     """The host side of one epoch: (images, targets, sample weights or None) in batch order,
     whole batches only (the rows left over are others in the next epoch's order). `y` holds
     labels (n,) or soft targets (n, classes); `sample_weight` (n,) weighs rows (pseudo-labels).
-    The order and any mixup depend only on (seed, epoch)."""
+    The order depends only on (seed, epoch)."""
     bs = cfg["batch_size"]
     order = np.random.default_rng([cfg["seed"], epoch, 0]).permutation(len(x))
     order = order[: max(1, len(x) // bs) * bs] if len(x) >= bs else order
     images = x[order, :, :, None].astype("float32")
     soft = np.ndim(y) == 2
     targets = y[order].astype("float32") if soft else np.eye(num_classes, dtype="float32")[y[order]]
-    if cfg["mixup"]:  # each batch mixed with a permutation of itself
-        for i, start in enumerate(range(0, len(images), bs)):
-            batch = slice(start, start + bs)
-            rng = np.random.default_rng([cfg["seed"], epoch, 0, i])
-            lam = np.float32(rng.beta(cfg["mixup"], cfg["mixup"]))
-            partner = rng.permutation(len(images[batch]))
-            images[batch] = lam * images[batch] + (1 - lam) * images[batch][partner]
-            targets[batch] = lam * targets[batch] + (1 - lam) * targets[batch][partner]
     weights = None
     if cfg["class_weight"] == "balanced":
         labels = np.argmax(y, axis=1) if soft else y

@@ -24,7 +24,8 @@ DEFAULTS = {
     "zoom": 0.1,
     "rotation": 0.05,  # fraction of a full turn (0.05 = 18 degrees)
     "erasing": 0.0,  # probability of erasing one random rectangle, 0 = off
-    "mixup": 0.0,  # Beta(alpha, alpha) mixup, 0 = off
+    "mixup": 0.0,  # alpha of mixup (each image blended with a partner by a Beta(alpha, alpha) share), 0 = off
+    "cutmix": 0.0,  # alpha of cutmix (a box of the partner pasted, its area a Beta(alpha, alpha) share), 0 = off
     "val_every": 0,  # validate every N epochs; 0 = as often as costs under 5% of the training time
     "checkpoint_seconds": 60.0,  # the least seconds between checkpoints (a killed run redoes at most this)
     "tta": "flip",  # none, flip, flip+crops
@@ -59,6 +60,9 @@ def resolve_config(**overrides):
             raise ConfigError(f"training setting {key}={cfg[key]!r}: choose one of {', '.join(CHOICES[key])}")
     if not 0.0 <= cfg["ema"] < 1.0:
         raise ConfigError(f"training setting ema={cfg['ema']!r}: a momentum in [0, 1)")
+    for key in ("mixup", "cutmix"):
+        if cfg[key] < 0:
+            raise ConfigError(f"training setting {key}={cfg[key]!r}: a Beta alpha, positive (or 0 for off)")
     return cfg
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from fer_kaggle import atomic
 from fer_kaggle.errors import PieceEnded
 from fer_kaggle.metrics import accuracy, log_loss
-from fer_kaggle.training.augment import epoch_arrays, inner_model, with_augmentation
+from fer_kaggle.training.augment import epoch_arrays, inner_model, mix_targets_in_loss, with_augmentation
 from fer_kaggle.training.backend import private_python_random
 from fer_kaggle.training.tta import predict
 from fer_kaggle.training.schedule import StepSchedule
@@ -110,7 +110,7 @@ def measure_step_seconds(build_model, cfg, num_classes=7, steps=4, min_seconds=1
     compilation or a busy moment in one does not plan the whole run)."""
     cfg = {**cfg, "epochs": 1}
     model = build_training_model(build_model, cfg, steps)
-    _train_on_raw_weights(model)  # fit() is called again on the same model
+    _ready_to_train(model)  # fit() is called again on the same model
     rng = np.random.default_rng(0)
     bs = cfg["batch_size"]
 
@@ -157,7 +157,7 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
         state = FitState(planned_epochs=planned, steps_per_epoch=steps, plateau_lr=cfg["learning_rate"],
                          step_seconds=step_seconds or 0.0, val_every=max(1, cfg["val_every"]))
         model = build_training_model(build_model, cfg, planned * steps)
-    _train_on_raw_weights(model)
+    _ready_to_train(model)
     last_checkpoint = time.perf_counter()
     timed, traced = [], []  # train seconds of this process's epochs that did not / did trace the step
     ran, traces = False, True  # an epoch ran in this process; the next one traces (its first, a re-plan's)
@@ -328,6 +328,12 @@ def _final_model(model, state, cfg, workdir):
     elif getattr(model.optimizer, "use_ema", False) and model.optimizer.built:
         _load_averages(model)
     return inner_model(model)
+
+
+def _ready_to_train(model):
+    """What a training model needs, built or loaded from a checkpoint, before `fit()`."""
+    _train_on_raw_weights(model)
+    mix_targets_in_loss(model)
 
 
 def _train_on_raw_weights(model):
