@@ -357,6 +357,11 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
     left = None if time_limit is None else time_limit - spent - (time.perf_counter() - started)
     progress = Progress(sum(costs.values()), left)
     log = log or progress.line
+    affordable = affordable_epochs(left, [epoch_seconds[v.name] for v, _ in pending], jobs)
+    if affordable is not None and affordable < FEW_EPOCHS:
+        log(f"warning: at the pace measured here, {left:.0f}s afford about {affordable:.1f} epochs of each of the "
+            f"{len(pending)} fold jobs: expect weak fold models (a longer --time-limit, fewer variants, or a preset "
+            f"made for this machine)")
     share = TimeShare(time_limit, costs, oof_dir, jobs, key, time_limit - left) if time_limit is not None else None
 
     if pending and jobs == 1 and not scheduler:
@@ -383,6 +388,17 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
     for variant in variants:
         finalize_variant(oof_dir / variant.name, comp, folds)
     return write_leaderboard(oof_dir)
+
+
+FEW_EPOCHS = 3  # fewer epochs per fold job than this in the time left: the run warns that its models will be weak
+
+
+def affordable_epochs(seconds_left, epoch_seconds, jobs=1):
+    """Epochs each fold job can train in `seconds_left`, with `epoch_seconds` one epoch of each
+    pending job and `jobs` of them at once; None without a time limit or jobs."""
+    if seconds_left is None or not epoch_seconds:
+        return None
+    return max(0.0, seconds_left) * max(1, jobs) / sum(epoch_seconds)
 
 
 FIRST_EPOCH_MARGIN = 30.0  # seconds a fold job's set-up and tracing may add to its first epoch (a GPU compiles)

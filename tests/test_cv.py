@@ -158,6 +158,21 @@ def test_time_left_by_a_finished_job_goes_to_the_jobs_after_it(tmp_path):
     assert cv.TimeShare(400, costs, tmp_path, parallel=2).budget("b", 0) == pytest.approx(400, rel=0.02)  # never more than is left
 
 
+def test_a_time_limit_that_affords_few_epochs_is_warned_of(tiny_comp):
+    assert cv.affordable_epochs(None, [10.0]) is None and cv.affordable_epochs(100.0, []) is None
+    assert cv.affordable_epochs(100.0, [10.0, 10.0, 30.0]) == pytest.approx(2.0)
+    assert cv.affordable_epochs(100.0, [10.0, 10.0, 30.0], jobs=2) == pytest.approx(4.0)
+    comp, folds, meta, tmp = tiny_comp
+    warnings = {}
+    for limit in (0.5, 600):
+        lines = []
+        cv.run_cv(comp, folds, meta, [tiny_variant("a", epochs=2)], tmp / str(limit), threads=1, time_limit=limit,
+                  log=lambda m, f=None: lines.append(m))
+        warnings[limit] = [m for m in lines if m.startswith("warning:")]
+    assert warnings[600] == []
+    assert len(warnings[0.5]) == 1 and "epochs of each of the 3 fold jobs" in warnings[0.5][0]
+
+
 def test_a_run_in_pieces_ends_checkpointed_and_resumes_to_the_uninterrupted_oof(tiny_comp):
     """With mixup and cutmix on: a resumed step mixes images and targets as the uninterrupted one does."""
     comp, folds, meta, tmp = tiny_comp

@@ -46,3 +46,15 @@ def test_flops_of_a_known_layer():
     outputs = keras.layers.Dense(7)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3, padding="same")(inputs)))
     model = keras.Model(inputs, outputs)
     assert count_flops(model) == 2 * 48 * 48 * 9 * 1 * 4 + 2 * 48 * 48 * 4 * 7
+
+
+def test_vgg_stage_widths_can_be_set_one_by_one():
+    import keras
+
+    model = create_model("vgg_fast16", widths=(16, 32, 96, 192))
+    convs = [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs == [16, 32, 32, 96, 96, 192, 192]  # convs (1, 2, 2, 2), one width per stage
+    assert [layer.filters for layer in create_model("vgg_fast16").layers
+            if isinstance(layer, keras.layers.Conv2D)] == [16, 32, 32, 64, 64, 128, 128]  # doubling from `width`
+    with pytest.raises(ConfigError, match="must name the same stages"):
+        create_model("vgg_fast16", widths=(16, 32))

@@ -20,17 +20,21 @@ def _squeeze_excite(x, ratio=4):
 @register_model("vgg_fast24", width=24)
 @register_model("vgg_fast32", width=32)
 @register_model("vgg_fast48", width=48)
-def vgg_gap(input_shape, num_classes, width=16, convs=(1, 2, 2, 2), squeeze_excite=False, dropout=0.3, act="relu",
-            normalization="standardize"):
+def vgg_gap(input_shape, num_classes, width=16, convs=(1, 2, 2, 2), widths=None, squeeze_excite=False, dropout=0.3,
+            act="relu", normalization="standardize"):
     """Stages of 3x3 conv-BN-act at 48, 24, 12 and 6 pixels (max-pool between), widths doubling
-    from `width`; one conv at full resolution, where a conv costs the most; optional
-    squeeze-excitation after each stage; global average pooling and dropout before the classifier."""
+    from `width` (or `widths`, one per stage); one conv at full resolution, where a conv costs the
+    most; optional squeeze-excitation after each stage; global average pooling and dropout before
+    the classifier."""
+    widths = widths or [width * 2**stage for stage in range(len(convs))]
+    if len(widths) != len(convs):
+        raise ValueError(f"widths {tuple(widths)} and convs {tuple(convs)} must name the same stages")
     inputs, x = model_input(input_shape, normalization)
     for stage, n_convs in enumerate(convs):
         if stage:
             x = layers.MaxPooling2D()(x)
         for _ in range(n_convs):
-            x = conv_bn_act(x, width * 2**stage, 3, act)
+            x = conv_bn_act(x, widths[stage], 3, act)
         if squeeze_excite:
             x = _squeeze_excite(x)
     x = layers.GlobalAveragePooling2D()(x)

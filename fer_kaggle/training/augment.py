@@ -182,13 +182,14 @@ def class_weights(labels, num_classes):
 
 def epoch_arrays(x, y, cfg, epoch, num_classes, sample_weight=None):
     """The host side of one epoch: (images, targets, sample weights or None) in batch order,
+    the images in the data's dtype (the training step casts them on the device that trains),
     whole batches only (the rows left over are others in the next epoch's order). `y` holds
     labels (n,) or soft targets (n, classes); `sample_weight` (n,) weighs rows (pseudo-labels).
     The order depends only on (seed, epoch)."""
     bs = cfg["batch_size"]
     order = np.random.default_rng([cfg["seed"], epoch, 0]).permutation(len(x))
     order = order[: max(1, len(x) // bs) * bs] if len(x) >= bs else order
-    images = x[order, :, :, None].astype("float32")
+    images = x[order, :, :, None]  # the pixels' own dtype (uint8: a quarter of float32's bytes); the step casts
     soft = np.ndim(y) == 2
     targets = y[order].astype("float32") if soft else np.eye(num_classes, dtype="float32")[y[order]]
     weights = None
