@@ -31,15 +31,20 @@ def test_cv_runs_on_jax_without_tensorflow(tiny_comp):
     comp, folds, meta, tmp = tiny_comp
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
     # the gpu preset's engine (AdamW, weight averaging, bfloat16, erasing, crops TTA), with an epoch
-    # that is not validated between two that are: an averaged weight must never share a buffer
+    # that is not validated between two that are: an averaged weight must never share a buffer;
+    # progressive resizing: two epochs at 24 pixels, then the step traced again at 48
     args = ["--data-dir", str(tmp / "data"), "--oof-dir", str(tmp / "oof"), "cv", "--preset", "gpu",
-            "--variants", "cnn_tiny", "--threads", "1", "--time-limit", "0", "--set", "epochs=3",
-            "--set", "val_every=2", "--set", "batch_size=32", "--set", "filters=(4, 8)"]
+            "--variants", "vgg_fast16", "--threads", "1", "--time-limit", "0", "--set", "epochs=3",
+            "--set", "val_every=2", "--set", "batch_size=32", "--set", "width=4", "--set", "convs=(1, 1, 1, 1)",
+            "--set", "progressive_share=0.5", "--set", "progressive_size=24"]
     result = subprocess.run([sys.executable, "-c", BLOCK_TF_AND_RUN, *args], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    oof = np.load(tmp / "oof" / "cnn_tiny" / "oof.npy")
+    oof = np.load(tmp / "oof" / "vgg_fast16" / "oof.npy")
     assert oof.shape == (300, 7) and np.allclose(oof.sum(1), 1, atol=1e-4)
-    assert '"keras_backend": "jax"' in (tmp / "oof" / "cnn_tiny" / "config.json").read_text()
+    assert '"keras_backend": "jax"' in (tmp / "oof" / "vgg_fast16" / "config.json").read_text()
+    history = (tmp / "oof" / "vgg_fast16" / "fold0" / "history.csv").read_text().splitlines()
+    sizes = [dict(zip(history[0].split(","), row.split(",")))["size"] for row in history[1:]]
+    assert sizes == ["24", "24", "48"]
 
 
 def test_reading_the_presets_does_not_choose_a_backend():

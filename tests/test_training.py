@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from fer_kaggle import training
+from fer_kaggle.errors import ConfigError, PieceEnded
 from fer_kaggle.training.augment import Augment
 from fer_kaggle.training import loop
-from fer_kaggle.training.loop import plan_epochs
+from fer_kaggle.training.plan import plan_epochs
+from fer_kaggle.training.resolution import low_res_epochs
 from fer_kaggle.training.schedule import StepSchedule
 
 
@@ -143,6 +145,64 @@ def test_the_plan_fits_the_budget():
     assert plan_epochs(cfg, 100, 0.1, 105.0) == 10  # 10.5 s an epoch with validation
     assert plan_epochs(cfg, 100, 0.1, 1.0) == 1  # never fewer than one epoch
     assert plan_epochs(cfg, 100, 0.001, 1e6) == 30  # never more than cfg['epochs']
+
+
+def test_the_plan_counts_low_resolution_epochs_at_their_lower_cost():
+    cfg = training.resolve_config(epochs=30, progressive_share=0.5, progressive_size=24)
+    assert plan_epochs(cfg, 100, 0.1, 105.0) == 16  # half the epochs at a quarter of the pixels: 6.56 s an epoch
+    assert low_res_epochs(cfg, 16) == 8 and low_res_epochs(training.resolve_config(), 16) == 0
+
+
+def build_any_size():
+    from fer_kaggle.models import create_model
+
+    return create_model("vgg_fast16", width=4, convs=(1, 1, 1, 1))  # dropout 0.3: a random layer of its own
+
+
+def test_progressive_resizing_trains_the_first_epochs_small_then_full_size(tmp_path, monkeypatch):
+    seen = []  # the sizes the training step was traced for (a step traced once is reused at its size)
+    call = Augment.call
+    monkeypatch.setattr(Augment, "call", lambda self, x, training=False: seen.append((training, self.size)) or
+                        call(self, x, training))
+    x, y = tiny_data()
+    cfg = training.resolve_config(epochs=4, batch_size=64, progressive_share=0.5, progressive_size=24)
+    model, state = training.fit(build_any_size, x[:192], y[:192], x[192:], y[192:], cfg, tmp_path / "small")
+    assert [h["size"] for h in state.history] == [24, 24, 48, 48] and state.low_res_epochs == 2
+    traced = [size for training_, size in seen if training_]
+    assert traced[0] == 24 and None in traced and 24 not in traced[traced.index(None):]  # traced again at the switch
+    assert model.input_shape == (None, None, None, 1) and training.predict(model, x[192:]).shape == (64, 7)
+    layer = Augment(seed=1)
+    layer.start_epoch(0, 24)
+    assert layer(x[:8, :, :, None], training=True).shape == (8, 24, 24, 1)
+    assert layer(x[:8, :, :, None]).shape == (8, 48, 48, 1)  # inference: untouched
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_a_run_in_pieces_resumes_to_the_uninterrupted_weights_dropout_and_resizing_included(tmp_path, share):
+    """A checkpoint does not hold dropout's generator state; the loop seeds it per epoch."""
+    x, y = tiny_data()
+    cfg = training.resolve_config(epochs=4, batch_size=64, progressive_share=share, progressive_size=24,
+                                  checkpoint_seconds=0)
+    whole, _ = training.fit(build_any_size, x[:192], y[:192], x[192:], y[192:], cfg, tmp_path / "whole")
+    pieces = 0
+    while True:
+        try:  # every piece ends after its first epoch
+            pieced, state = training.fit(build_any_size, x[:192], y[:192], x[192:], y[192:], cfg, tmp_path / "pieces",
+                                         stop_at=0.0)
+            break
+        except PieceEnded:
+            pieces += 1
+            assert pieces < 10
+    assert pieces == 3 and [h["size"] for h in state.history] == ([24, 24, 48, 48] if share else [48] * 4)
+    assert np.array_equal(training.predict(whole, x[192:]), training.predict(pieced, x[192:]))
+
+
+def test_a_network_that_needs_its_input_size_cannot_train_progressively():
+    cfg = training.resolve_config(progressive_share=0.5)
+    with pytest.raises(ConfigError, match="'cnn_tiny' cannot train at a lower resolution"):
+        loop.build_training_model(build, cfg, 10)
+    with pytest.raises(ConfigError, match="progressive_share"):
+        training.resolve_config(progressive_share=1.0)
 
 
 def test_held_out_labels_choose_nothing_by_default(tmp_path):

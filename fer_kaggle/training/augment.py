@@ -6,6 +6,7 @@ from the same batch, all drawn with keras.random from a seed generator whose sta
 sets at every epoch's start to (seed, epoch): every draw is a function of (seed, epoch,
 step), so a resumed run sees the same images. Mixing also mixes the targets: the training
 model's loss takes them from the layer's draws of the same step (`mix_targets_in_loss`).
+Last, with progressive resizing, the batch is scaled down to the epoch's size (`resolution`).
 It is the identity at inference, and the fold model is saved without it.
 """
 
@@ -33,6 +34,7 @@ class Augment(layers.Layer):
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
         self._set_mixed(None)
+        self.size = None  # pixels per side the training images leave at (progressive resizing); None: as they come
 
     @property
     def warps(self):
@@ -47,13 +49,18 @@ class Augment(layers.Layer):
         step (a plain attribute: not a tracked layer state)."""
         object.__setattr__(self, "_mixed", value)
 
-    def start_epoch(self, epoch):
-        """Make this epoch's draws depend on (seed, epoch) only."""
+    def start_epoch(self, epoch, size=None):
+        """Make this epoch's draws depend on (seed, epoch) only; its images leave at `size`
+        pixels per side (None: their own). Returns whether the size changed: a traced training
+        step must then be traced again."""
         self.generator.state.assign(np.array([self.seed, epoch * EPOCH_STRIDE], dtype=self.generator.state.dtype))
+        changed, self.size = size != self.size, size
+        return changed
 
     def call(self, x, training=False):
         self._set_mixed(None)
-        if not training or not (self.warps or self.erasing or self.mixes):
+        resizes = self.size is not None and self.size != x.shape[1]
+        if not training or not (self.warps or self.erasing or self.mixes or resizes):
             return x
         x = ops.cast(x, self.compute_dtype)
         if self.warps:
@@ -62,6 +69,9 @@ class Augment(layers.Layer):
             x = self._erase(x)
         if self.mixes:
             x = self._mix(x)
+        if resizes:
+            x = ops.image.resize(x, (self.size, self.size), interpolation="bilinear", antialias=True,
+                                 data_format="channels_last")
         return x
 
     def mix_targets(self, y):

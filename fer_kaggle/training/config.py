@@ -26,6 +26,8 @@ DEFAULTS = {
     "erasing": 0.0,  # probability of erasing one random rectangle, 0 = off
     "mixup": 0.0,  # alpha of mixup (each image blended with a partner by a Beta(alpha, alpha) share), 0 = off
     "cutmix": 0.0,  # alpha of cutmix (a box of the partner pasted, its area a Beta(alpha, alpha) share), 0 = off
+    "progressive_share": 0.0,  # share of the planned epochs trained first at progressive_size (0 = off)
+    "progressive_size": 32,  # pixels per side of those epochs (progressive resizing; the rest train at full size)
     "val_every": 0,  # validate every N epochs; 0 = as often as costs under 5% of the training time
     "checkpoint_seconds": 60.0,  # the least seconds between checkpoints (a killed run redoes at most this)
     "tta": "flip",  # none, flip, flip+crops
@@ -63,6 +65,11 @@ def resolve_config(**overrides):
     for key in ("mixup", "cutmix"):
         if cfg[key] < 0:
             raise ConfigError(f"training setting {key}={cfg[key]!r}: a Beta alpha, positive (or 0 for off)")
+    if not 0.0 <= cfg["progressive_share"] < 1.0:
+        raise ConfigError(f"training setting progressive_share={cfg['progressive_share']!r}: a share of the epochs "
+                          f"in [0, 1)")
+    if cfg["progressive_size"] < 8:
+        raise ConfigError(f"training setting progressive_size={cfg['progressive_size']!r}: at least 8 pixels")
     return cfg
 
 

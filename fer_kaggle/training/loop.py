@@ -21,13 +21,13 @@ import numpy as np
 from fer_kaggle import atomic
 from fer_kaggle.errors import PieceEnded
 from fer_kaggle.metrics import accuracy, log_loss
-from fer_kaggle.training.augment import epoch_arrays, inner_model, mix_targets_in_loss, with_augmentation
+from fer_kaggle.training.augment import EPOCH_STRIDE, epoch_arrays, inner_model, mix_targets_in_loss, with_augmentation
 from fer_kaggle.training.backend import private_python_random
+from fer_kaggle.training.plan import VALIDATION_SHARE, Pace, plan_epochs, plan_low_res_epochs, replanned_epochs
+from fer_kaggle.training.resolution import any_size, low_res_epochs, progressive
 from fer_kaggle.training.tta import predict
 from fer_kaggle.training.schedule import StepSchedule
 
-VALIDATION_SHARE = 0.05  # validation may cost this share of the training time (planned before it is timed)
-REPLAN_TOLERANCE = 0.03  # a projected overrun within this share of the budget keeps the plan
 
 
 @dataclass
@@ -47,7 +47,8 @@ class FitState:
     best_weights: str = ""
     stopped: str = ""  # why training ended: epochs, early stopping, time limit
     replans: int = 0
-    step_seconds: float = 0.0  # one training step's seconds: measured before the run, then from whole epochs
+    low_res_epochs: int = 0  # the first epochs, trained at cfg['progressive_size'] (progressive resizing)
+    step_seconds: float = 0.0  # one full-size training step's seconds: measured before the run, then from epochs
     seconds: dict = field(default_factory=lambda: {"train": 0.0, "validate": 0.0, "checkpoint": 0.0})
 
     @property
@@ -86,19 +87,12 @@ def build_training_model(build_model, cfg, planned_steps):
     """A fresh model behind its augmentation layer, compiled with the planned schedule."""
     keras.utils.set_random_seed(cfg["seed"])
     with private_python_random(cfg["seed"]):
-        model = with_augmentation(build_model(), cfg)
+        model = build_model()
+        model = with_augmentation(any_size(model, cfg["progressive_size"]) if progressive(cfg) else model, cfg)
     model.compile(optimizer=make_optimizer(cfg, learning_rate_for(cfg, planned_steps), planned_steps),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg["label_smoothing"]),
                   metrics=["accuracy"])
     return model
-
-
-def plan_epochs(cfg, steps_per_epoch, step_seconds, seconds_left):
-    """The most epochs (at least one, at most cfg['epochs']) whose training and validation fit."""
-    if seconds_left is None or not step_seconds:
-        return cfg["epochs"]
-    epoch_seconds = step_seconds * steps_per_epoch * (1 + VALIDATION_SHARE)
-    return int(max(1, min(cfg["epochs"], seconds_left // epoch_seconds)))
 
 
 def measure_step_seconds(build_model, cfg, num_classes=7, steps=4, min_seconds=1.0, max_steps=64):
@@ -153,32 +147,32 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
         model = keras.models.load_model(workdir / state.checkpoint)
     else:
         steps = max(1, len(x_train) // cfg["batch_size"])
-        planned = plan_epochs(cfg, steps, step_seconds, time_budget)
+        planned = plan_epochs(cfg, steps, step_seconds, time_budget, x_train.shape[1])
         state = FitState(planned_epochs=planned, steps_per_epoch=steps, plateau_lr=cfg["learning_rate"],
-                         step_seconds=step_seconds or 0.0, val_every=max(1, cfg["val_every"]))
+                         step_seconds=step_seconds or 0.0, val_every=max(1, cfg["val_every"]),
+                         low_res_epochs=low_res_epochs(cfg, planned))
         model = build_training_model(build_model, cfg, planned * steps)
     _ready_to_train(model)
     last_checkpoint = time.perf_counter()
-    timed, traced = [], []  # train seconds of this process's epochs that did not / did trace the step
+    pace = Pace(state, cfg, x_train.shape[1])  # this process's epochs, timed; what the next ones will take
     ran, traces = False, True  # an epoch ran in this process; the next one traces (its first, a re-plan's)
 
     while not state.stopped:
         if state.epoch >= state.planned_epochs:
             state.stopped = "epochs" if state.planned_epochs == cfg["epochs"] else "time limit"
             break
-        if stop_at is not None and ran and time.time() + _epoch_seconds(state, timed) > stop_at:
+        if stop_at is not None and ran and time.time() + pace.epoch_seconds(state.epoch) > stop_at:
             _checkpoint(model, state, workdir)
             raise PieceEnded(f"{workdir}: stopped after epoch {state.epoch} of {state.planned_epochs} at the end of "
                              f"the piece, checkpointed")
-        _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir, sample_weight)
-        (traced if traces else timed).append(state.history[-1]["seconds"])  # a traced epoch is not the pace
-        if timed:
-            state.step_seconds = float(np.median(timed)) / state.steps_per_epoch
+        resized = _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir, sample_weight,
+                             pace.size(state.epoch))
+        pace.record(state.history[-1], traced=traces or resized)  # an epoch that traced is not the pace
         ran, traces = True, False
         if cfg["early_stopping_patience"] and _validations_since_best(state) >= cfg["early_stopping_patience"]:
             state.stopped = "early stopping"
         elif time_budget is not None:
-            traces = _replan(model, state, cfg, time_budget - (time.perf_counter() - started), timed, traced)
+            traces = _replan(model, state, cfg, time_budget - (time.perf_counter() - started), pace)
         if state.stopped or state.epoch >= state.planned_epochs or \
                 time.perf_counter() - last_checkpoint >= cfg["checkpoint_seconds"]:
             _checkpoint(model, state, workdir)  # the commit point: state.json names this checkpoint
@@ -192,19 +186,18 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
     return _final_model(model, state, cfg, workdir), state
 
 
-def _epoch_seconds(state, timed):
-    """Seconds the next epoch will take, validation included (what planning uses)."""
-    train = float(np.median(timed)) if timed else state.step_seconds * state.steps_per_epoch
-    return train + state.seconds["validate"] / max(1, state.epoch)
-
-
 def _validations_since_best(state):
     return sum(1 for h in state.validated if h["epoch"] - 1 > state.best_epoch)
 
 
-def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir, sample_weight):
+def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, workdir, sample_weight, size):
+    """Train one epoch at `size` pixels per side (and validate when due); returns whether the
+    size changed (the step was traced again)."""
     epoch = state.epoch
-    model.get_layer("augment").start_epoch(epoch)
+    _seed_epoch(model, cfg["seed"], epoch)
+    resized = model.get_layer("augment").start_epoch(epoch, None if size == x_train.shape[1] else size)
+    if resized:
+        model.train_function = None
     if cfg["schedule"] == "plateau":
         model.optimizer.learning_rate = state.plateau_lr
     lr = keras_learning_rate(model)  # at the epoch's first step
@@ -216,11 +209,22 @@ def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, w
     state.seconds["train"] += train_seconds
     state.epoch = epoch + 1
     row = {"epoch": epoch + 1, "loss": float(logs["loss"][0]), "accuracy": float(logs["accuracy"][0]),
-           "val_loss": None, "val_accuracy": None, "learning_rate": lr, "seconds": round(train_seconds, 3)}
+           "val_loss": None, "val_accuracy": None, "learning_rate": lr, "seconds": round(train_seconds, 3), "size": size}
     state.history.append(row)
     last = state.epoch >= state.planned_epochs
     if last or epoch % state.val_every == 0 or cfg["early_stopping_patience"] or cfg["schedule"] == "plateau":
         _validate(model, state, row, x_val, y_val, cfg, workdir, train_seconds)
+    return resized
+
+
+def _seed_epoch(model, seed, epoch):
+    """The draws of the network's own random layers (dropout) a function of (seed, epoch), as the
+    augmentation's are: a checkpoint does not hold their generators' state, and a resumed run
+    would otherwise draw other masks than the uninterrupted one."""
+    augment = model.get_layer("augment").generator.state
+    generators = [v for v in model.variables if v.path.endswith("seed_generator_state") and v is not augment]
+    for i, state in enumerate(generators):
+        state.assign(np.array([seed * 1024 + 1 + i, epoch * EPOCH_STRIDE], dtype=state.dtype))
 
 
 def keras_learning_rate(model):
@@ -274,30 +278,13 @@ class _averaged_weights:
                 variable.assign(value)
 
 
-def _replan(model, state, cfg, seconds_left, timed, traced):
-    """Fit the plan to the time left: fewer epochs when the budget would be overrun, more when
-    the time left to spare is over the same tolerance (and one epoch): each new plan traces the
-    step again, which on a GPU costs seconds; the schedule then decays over the new plan. Only
-    epochs timed in this process re-plan (not the estimate that made the plan): an epoch's
-    seconds are their median (epochs that traced left out) plus the validation seconds spent
-    per epoch so far. A new plan leaves out the seconds its tracing will cost (what the last
-    epoch that traced took over the pace). Returns whether the step is traced again."""
-    if cfg["schedule"] == "plateau" or not timed:
+def _replan(model, state, cfg, seconds_left, pace):
+    """Apply a new plan when the time left calls for one (`replanned_epochs`): the schedule then
+    decays over the new plan. Returns whether the step is traced again."""
+    planned = replanned_epochs(state, cfg, seconds_left, pace)
+    if planned is None:
         return False
-    epoch_seconds = _epoch_seconds(state, timed)
-    remaining = state.planned_epochs - state.epoch
-    overrun = remaining * epoch_seconds - seconds_left
-    trace = max(0.0, traced[-1] - float(np.median(timed))) if traced else 0.0
-    fits = int(max(0, seconds_left - trace) // epoch_seconds)
-    tolerance = REPLAN_TOLERANCE * (seconds_left + state.seconds["train"])
-    if overrun > tolerance:
-        planned = state.epoch + fits
-    elif -overrun - trace > max(tolerance, epoch_seconds) and state.planned_epochs < cfg["epochs"]:
-        planned = min(cfg["epochs"], state.epoch + fits)
-    else:
-        return False
-    if planned == state.planned_epochs:
-        return False
+    state.low_res_epochs = plan_low_res_epochs(state, cfg, planned)
     state.planned_epochs = max(state.epoch, planned)
     state.replans += 1
     if state.planned_epochs > state.epoch:
