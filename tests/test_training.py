@@ -43,6 +43,24 @@ def test_augmentation_draws_depend_on_seed_and_epoch_only_and_are_off_at_inferen
     assert np.array_equal(np.asarray(layer(x, training=False)), x)
 
 
+def test_the_gather_warp_samples_as_the_backend_affine_transform_does():
+    """The warp JAX trains with (four gathers) against Keras's affine_transform, edges repeated."""
+    from keras import ops
+    from fer_kaggle.training.augment import _bilinear_warp
+
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (16, 48, 48, 1)).astype("float32")
+    angle, scale = rng.uniform(-0.5, 0.5, 16), rng.uniform(0.8, 1.2, 16)
+    mirror = np.where(rng.uniform(size=16) < 0.5, -1.0, 1.0)
+    a0, a1, b0, b1 = np.cos(angle) / scale * mirror, -np.sin(angle) / scale, np.sin(angle) / scale * mirror, \
+        np.cos(angle) / scale
+    a2, b2 = rng.uniform(-6, 30, 16), rng.uniform(-6, 30, 16)  # some samples fall outside: edges repeated
+    params = [ops.convert_to_tensor(p.astype("float32")) for p in (a0, a1, a2, b0, b1, b2)]
+    transform = np.stack([a0, a1, a2, b0, b1, b2, 0 * a0, 0 * a0], axis=1).astype("float32")
+    expected = ops.image.affine_transform(x, transform, interpolation="bilinear", fill_mode="nearest")
+    assert np.allclose(np.asarray(_bilinear_warp(x, *params)), np.asarray(expected), atol=1e-2)
+
+
 def test_flip_only_gives_each_image_or_its_mirror():
     x = np.random.default_rng(2).integers(0, 256, (32, 48, 48, 1)).astype("float32")
     layer = Augment(flip=True, shift=0.0, zoom=0.0, rotation=0.0, seed=0)
