@@ -29,7 +29,6 @@ from fer_kaggle.training.tta import predict
 from fer_kaggle.training.schedule import StepSchedule
 
 
-
 @dataclass
 class FitState:
     """What a resumed run needs besides the checkpointed model (weights and optimizer)."""
@@ -209,7 +208,8 @@ def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, w
     state.seconds["train"] += train_seconds
     state.epoch = epoch + 1
     row = {"epoch": epoch + 1, "loss": float(logs["loss"][0]), "accuracy": float(logs["accuracy"][0]),
-           "val_loss": None, "val_accuracy": None, "learning_rate": lr, "seconds": round(train_seconds, 3), "size": size}
+           "val_loss": None, "val_accuracy": None, "learning_rate": lr, "seconds": round(train_seconds, 3),
+           "size": size}
     state.history.append(row)
     last = state.epoch >= state.planned_epochs
     if last or epoch % state.val_every == 0 or cfg["early_stopping_patience"] or cfg["schedule"] == "plateau":
