@@ -69,7 +69,7 @@ def cmd_bench(args):
 
         configure_backend(args.threads)
         print(f"training images/s, preset {args.preset} ({keras.backend.backend()} backend, {args.threads or 'all'} "
-              f"threads), {args.steps} steps, second epoch timed:")
+              f"threads), {args.steps} steps, the faster of {bench_training.TIMED_EPOCHS} epochs after the first:")
         for v in variants:
             build = lambda v=v: create_model(v.model, **v.model_hp)  # noqa: E731
             plain = bench_training.plain_fit_images_per_second(build, v.train["batch_size"], args.steps)
