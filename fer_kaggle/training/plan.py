@@ -4,7 +4,7 @@ applies a new plan to the model."""
 
 import numpy as np
 
-from fer_kaggle.training.resolution import cost_ratio, epoch_size, low_res_epochs, progressive
+from fer_kaggle.training.resolution import cost_ratio, epoch_size, low_res_epochs, low_size, progressive
 
 VALIDATION_SHARE = 0.05  # validation may cost this share of the training time (planned before it is timed)
 REPLAN_TOLERANCE = 0.03  # a projected overrun within this share of the budget keeps the plan
@@ -17,8 +17,7 @@ def plan_epochs(cfg, steps_per_epoch, step_seconds, seconds_left, full=48):
         return cfg["epochs"]
     epoch_seconds = step_seconds * steps_per_epoch * (1 + VALIDATION_SHARE)
     if progressive(cfg):
-        low = cost_ratio(epoch_size(cfg, 0, 1, full), full)
-        epoch_seconds *= 1 - cfg["progressive_share"] * (1 - low)
+        epoch_seconds *= 1 - cfg["progressive_share"] * (1 - cost_ratio(low_size(cfg, full), full))
     return int(max(1, min(cfg["epochs"], seconds_left // epoch_seconds)))
 
 

@@ -44,6 +44,11 @@ def low_res_epochs(cfg, planned_epochs):
     return int(round(cfg["progressive_share"] * planned_epochs)) if progressive(cfg) else 0
 
 
+def low_size(cfg, full):
+    """The pixels per side of the low-resolution epochs."""
+    return min(full, cfg["progressive_size"])
+
+
 def epoch_size(cfg, epoch, low_epochs, full):
     """The pixels per side epoch `epoch` trains at."""
-    return min(full, cfg["progressive_size"]) if epoch < low_epochs else full
+    return low_size(cfg, full) if epoch < low_epochs else full
