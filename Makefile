@@ -8,7 +8,8 @@
 #   make distill            distill the latest blend (TEACHER=) into the preset's fastest variant (STUDENT=)
 #   make predict            predict INPUT= (a CSV, a folder of images or an image) with MODEL= into OUT=
 #   make bench-baseline     the skilled user's plain Keras script on the same data (BUDGET= seconds)
-# Variables: DATA= (a zip, directory or CSV), PRESET=, VARIANTS=, JOBS=, TIME_LIMIT=, PIECE= (seconds per piece; exit 75:
+# Variables: DATA= (a zip, directory, CSV or device pack), METRIC= and DATA_OPTIONS= (spec overrides, e.g.
+#            DATA_OPTIONS="--no-flip --image-size 64"), PRESET=, VARIANTS=, JOBS=, TIME_LIMIT=, PIECE= (seconds per piece; exit 75:
 #            run again to resume), COMPETITION= (Kaggle slug),
 #            FORCE=1 (new folds), METHOD= (blend), MESSAGE= (submit)
 
@@ -18,6 +19,8 @@ BIN := $(VENV)/bin
 FK := $(BIN)/fer-kaggle
 # The competition data: DATA=..., else the shared copy beside this checkout when there is one.
 DATA ?= $(firstword $(wildcard ../shared/data/fer2013.zip))
+METRIC ?=
+DATA_OPTIONS ?=
 PRESET ?=
 VARIANTS ?=
 JOBS ?=
@@ -81,7 +84,7 @@ lock:
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet -c constraints.txt -e '.[test]' && touch $(BIN)/.installed
 
 data: install
-	$(FK) data $(if $(DATA),--source $(DATA))
+	$(FK) data $(if $(DATA),--source $(DATA)) $(if $(METRIC),--metric $(METRIC)) $(DATA_OPTIONS)
 
 folds: data
 	$(FK) folds $(if $(FORCE),--force)

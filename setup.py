@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 # versions the tests passed with (`make install` and CI use it; `make lock` renews it).
 setup(
     name="fer-kaggle",
-    version="0.2.0",
+    version="0.3.0",
     description="Win Kaggle-style image classification competitions: K-fold CNN variants, blending, submission.",
     packages=find_packages(include=["fer_kaggle", "fer_kaggle.*"]),
     python_requires=">=3.10",

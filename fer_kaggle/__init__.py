@@ -1,6 +1,7 @@
-"""fer-kaggle: a toolkit for Kaggle-style image classification, starting with FER2013."""
+"""fer-kaggle: a toolkit for Kaggle-style image classification, starting with FER2013.
 
-__version__ = "0.1.0"
+The competition's shape (image size, channels, classes, submission format, metric) is never a
+constant here: `fer-kaggle data` settles it as a spec (`fer_kaggle.spec`), and every stage
+takes it from there."""
 
-CLASS_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-IMAGE_SIZE = 48
+__version__ = "0.3.0"

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic
-from fer_kaggle.ensemble import BLENDERS, BestBlend, make_blender, nested_cv
-from fer_kaggle.metrics import accuracy, log_loss
+from fer_kaggle.data.folds import FOLD_KEYS
+from fer_kaggle.ensemble import BLENDERS, BestBlend, make_blender
 from fer_kaggle.errors import ConfigError
-from fer_kaggle.submit import write_submission
+from fer_kaggle.metrics import accuracy, get_metric
+from fer_kaggle.submission import write_submission
 
 BLEND_PREFIX = "blend-"
 
@@ -43,9 +44,10 @@ def load_members(oof_dir, names, comp, folds_meta):
         d = Path(oof_dir) / name
         config = atomic.read_json(d / "config.json")
         theirs = config.get("folds", {})
-        ours = {k: folds_meta[k] for k in ("k", "seed", "train_sha256")}
+        ours = {k: folds_meta[k] for k in FOLD_KEYS}
         if theirs != ours:
-            what = "other data" if theirs.get("train_sha256") != comp.train_sha256 else "other folds"
+            what = ("other data" if theirs.get("train_sha256") != comp.train_sha256 else "another competition spec"
+                    if theirs.get("spec_sha256") != comp.spec.identity_sha256 else "other folds")
             raise ConfigError(f"member {name} was trained on {what} than oof/folds.csv holds: retrain it "
                               f"(`fer-kaggle cv --variants {name}` after deleting {d}) or leave it out with --members")
         oof, test = np.load(d / "oof.npy"), np.load(d / "test.npy")
@@ -60,39 +62,45 @@ def load_members(oof_dir, names, comp, folds_meta):
 def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissions", method="best",
               members=None, name=None, seed=0, log=print, progress=None):
     """Fit the blend on OOF only, write the blends' artifacts, the submission and its manifest.
-    `progress(message, fraction)` hears of each method as `best` scores it.
+    `best` chooses the method by the competition's metric in nested CV; the decision the metric
+    needs (thresholds, cut-points, a clip) is fitted inside the nested CV for the score, and on
+    all OOF rows for the submission. `progress(message, fraction)` hears of each method as
+    `best` scores it.
 
     Returns the manifest."""
+    from fer_kaggle.decisions import decision_for
+
+    spec, metric = comp.spec, get_metric(comp.spec.metric)
     names = discover_members(oof_dir, members)
     oofs, tests, configs = load_members(oof_dir, names, comp, folds_meta)
     y = comp.y_train
-    if method == "best":
-        best = BestBlend(folds, seed=seed).fit(oofs, y, progress=progress)
-        tried = {m: (best.nested_[m], make_blender(m, seed).fit(oofs, y) if m != best.method_ else best.blender_)
-                 for m in best.methods}
-        chosen = best.method_
-    elif method in BLENDERS:
-        tried = {method: (nested_cv(method, oofs, y, folds, seed), make_blender(method, seed).fit(oofs, y))}
-        chosen = method
-    else:
+    methods = tuple(BLENDERS) if method == "best" else (method,)
+    if method != "best" and method not in BLENDERS:
         raise ConfigError(f"unknown blend method {method!r}; choose one of {', '.join(list(BLENDERS) + ['best'])}")
-
-    for m, (nested, blender) in tried.items():
-        metrics = _blend_metrics(m, names, configs, blender, nested, y)
+    best = BestBlend(folds, metric.name, methods=methods, seed=seed).fit(oofs, y, progress=progress)
+    chosen = best.method_
+    tried = {}
+    for m in best.methods:
+        blender = best.blender_ if m == chosen else make_blender(m, seed).fit(oofs, y)
+        tried[m] = blender
+        metrics = _blend_metrics(m, names, configs, blender, best, metric.name)
         blend_dir = Path(oof_dir) / f"{BLEND_PREFIX}{m}"
-        atomic.write_npy(blend_dir / "oof.npy", nested)
+        atomic.write_npy(blend_dir / "oof.npy", best.nested_[m])
         atomic.write_npy(blend_dir / "test.npy", blender.predict_proba(tests))
         atomic.write_json(blend_dir / "metrics.json", metrics)
-        log(f"blend {m}: nested-CV accuracy {metrics['accuracy']:.4f} log loss {metrics['log_loss']:.4f}"
-            + (" <- chosen" if m == chosen and len(tried) > 1 else ""))
+        shown = "" if metric.name in ("accuracy", "log_loss") else f"{metric.name} {metrics['score']:.4f} "
+        log(f"blend {m}: nested-CV {shown}accuracy {metrics['accuracy']:.4f} log loss {metrics['log_loss']:.4f}"
+            + (" <- chosen" if m == chosen and len(best.methods) > 1 else ""))
 
-    nested, blender = tried[chosen]
+    blender, decision = tried[chosen], best.decision_
     test_probs = blender.predict_proba(tests)
-    labels = test_probs.argmax(axis=1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     label = name or (f"best-{chosen}" if method == "best" else chosen)
     csv_path = Path(submissions_dir) / f"{stamp}-{label}.csv"
-    csv_sha = write_submission(csv_path, comp.test_ids, labels, comp.test_ids, len(comp.class_names))
+    expected = comp.sample_ids if comp.sample_ids is not None else comp.test_ids
+    csv_sha = write_submission(csv_path, spec, comp.test_ids, test_probs, expected, decision)
+    predicted = decision_for("accuracy").apply(test_probs)
+    scores = best.scores_[chosen]
     manifest = {
         "name": label,
         "csv": csv_path.name,
@@ -100,16 +108,20 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
         "method": chosen,
         "members": names,
         "weights": _weights(blender, names),
-        "cv": {"accuracy": accuracy(nested, y), "log_loss": log_loss(nested, y), "kind": "nested"},
-        "methods_tried": {m: {"accuracy": accuracy(n, y), "log_loss": log_loss(n, y)} for m, (n, _) in tried.items()},
-        "data": {"source": comp.source, "train_sha256": comp.train_sha256, "n_test": int(len(comp.test_ids))},
-        "folds": {k: folds_meta[k] for k in ("k", "seed", "train_sha256")},
-        "predicted_class_counts": np.bincount(labels, minlength=len(comp.class_names)).tolist(),
+        "decision": decision.describe(),
+        "cv": {"metric": metric.name, "score": scores["score"], "accuracy": scores["accuracy"],
+               "log_loss": scores["log_loss"], "kind": "nested"},
+        "methods_tried": best.scores_,
+        "data": {"source": comp.source, "train_sha256": comp.train_sha256, "n_test": int(len(comp.test_ids)),
+                 "spec_sha256": spec.identity_sha256, "competition": spec.competition},
+        "folds": {k: folds_meta[k] for k in FOLD_KEYS},
+        "predicted_class_counts": np.bincount(predicted, minlength=spec.num_classes).tolist(),
         "created": stamp,
         "kaggle": None,
     }
     if comp.test_labels is not None:  # the demo can score itself
         manifest["demo_test_accuracy"] = accuracy(test_probs, comp.test_labels)
+        manifest["demo_test_score"] = metric.score(decision.apply(test_probs), comp.test_labels)
     atomic.write_json(csv_path.with_suffix(".json"), manifest)
     return manifest
 
@@ -122,15 +134,15 @@ def _weights(blender, names):
     return {n: round(1.0 / len(names), 6) for n in names}
 
 
-def _blend_metrics(method, names, configs, blender, nested, y):
+def _blend_metrics(method, names, configs, blender, best, metric):
     return {
         "variant": f"{BLEND_PREFIX}{method}",
         "kind": "blend",
         "method": method,
         "members": names,
         "weights": _weights(blender, names),
-        "accuracy": accuracy(nested, y),
-        "log_loss": log_loss(nested, y),
+        "metric": metric,
+        **best.scores_[method],
         "params": sum(c.get("params", 0) for c in configs),
         "flops": sum(c.get("flops", 0) for c in configs),
         "fit_seconds": "",

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic, metrics
+from fer_kaggle import atomic, decisions, metrics
 from fer_kaggle.clock import clock
+from fer_kaggle.data.folds import FOLD_KEYS
 from fer_kaggle.errors import ConfigError, IntegrityError, PieceEnded
 from fer_kaggle.fold_inputs import read_inputs
 
@@ -35,6 +36,12 @@ class Variant:
     train: dict
     teaching: dict = None
 
+    def build(self, spec):
+        """A fresh model of this variant for the competition's images and classes."""
+        from fer_kaggle.models import create_model
+
+        return create_model(self.model, spec.input_shape, spec.num_classes, **self.model_hp)
+
 
 def split_rows(folds, k):
     """(training rows, held-out rows) of fold k."""
@@ -44,15 +51,15 @@ def split_rows(folds, k):
 # ----------------------------------------------------------------------------- one fold job
 
 
-def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, threads=None, log=None, step_seconds=None,
-               stop_at=None):
+def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, threads=None, log=None,
+               step_seconds=None, stop_at=None):
     """Train variant on every fold but k; predict fold k and the test set. Resumable.
 
     `time_share` gives the job its share of the run's time left when it starts; `stop_at`
     (a `time.time()`) ends the piece (PieceEnded, checkpointed). Writes
     `oof/<variant>/fold<k>/` and returns its done.json content."""
     from fer_kaggle import training
-    from fer_kaggle.models import create_model
+    from fer_kaggle.shipped import save_model
 
     fold_dir = Path(oof_dir) / variant.name / f"fold{k}"
     if (fold_dir / "done.json").exists():
@@ -92,9 +99,9 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
     resumed = fold_dir / "state.json"  # the parts' seconds add up over the pieces; "fixed" is this process's
     seconds_before = sum(atomic.read_json(resumed)["seconds"].values()) if resumed.exists() else 0.0
     model, state = training.fit(
-        lambda: create_model(variant.model, **variant.model_hp),
+        lambda: variant.build(spec),
         x_fit, y_fit, x[valid_rows], y[valid_rows],
-        cfg, fold_dir, time_budget=budget, step_seconds=step_seconds, on_epoch=on_epoch, sample_weight=weights,
+        cfg, fold_dir, spec.num_classes, time_budget=budget, step_seconds=step_seconds, on_epoch=on_epoch, sample_weight=weights,
         stop_at=None if stop_at is None else stop_at - predict_seconds,
     )
     fit_seconds = time.perf_counter() - started
@@ -107,12 +114,11 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
     atomic.write_npy(fold_dir / "valid.npy", valid_probs)
     atomic.write_npy(fold_dir / "test.npy", test_probs)
     atomic.write_npz(fold_dir / "rows.npz", train_rows=train_rows, valid_rows=valid_rows, test_rows=test_rows)
-    with atomic.atomic_path(fold_dir / "model.keras") as tmp:
-        keras_path = Path(str(tmp) + ".keras")
-        model.save(keras_path)
-        os.replace(keras_path, tmp)
+    save_model(model, fold_dir / "model.keras", spec)
     done = {
         "fold": k,
+        "metric": spec.metric,
+        "score": decisions.score(spec.metric, valid_probs, y[valid_rows]),
         "accuracy": metrics.accuracy(valid_probs, y[valid_rows]),
         "log_loss": metrics.log_loss(valid_probs, y[valid_rows]),
         "epochs": state.epoch,
@@ -131,7 +137,9 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, time_share=None, thread
     for leftover in [state.checkpoint, state.best_weights, "state.json"]:
         if leftover and (fold_dir / leftover).exists():
             (fold_dir / leftover).unlink()
-    log(f"{variant.name} fold {k + 1}/{n_folds} done: accuracy {done['accuracy']:.4f} log loss {done['log_loss']:.4f} "
+    metric = "" if spec.metric in ("accuracy", "log_loss") else f"{spec.metric} {done['score']:.4f} "
+    log(f"{variant.name} fold {k + 1}/{n_folds} done: {metric}accuracy {done['accuracy']:.4f} "
+        f"log loss {done['log_loss']:.4f} "
         f"after {state.epoch} epochs ({state.stopped}), {fit_seconds:.0f}s fit, {predict_seconds:.0f}s predict")
     return done
 
@@ -245,7 +253,7 @@ def variant_config(variant, folds_meta, params, flops, preset=None):
         "model_hp": variant.model_hp,
         "train": variant.train,
         "teaching": variant.teaching,
-        "folds": {k: folds_meta[k] for k in ("k", "seed", "train_sha256")},
+        "folds": {k: folds_meta[k] for k in FOLD_KEYS},
         "preset": preset,
         "keras_backend": keras.backend.backend(),
         "params": params,
@@ -323,7 +331,7 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
     `piece_seconds` ends this call (PieceEnded) when no further epoch fits in that many
     seconds; calling it again resumes, the time limit counting every piece's seconds.
     Returns the leaderboard rows."""
-    from fer_kaggle.models import count_flops, create_model, model_hp
+    from fer_kaggle.models import count_flops, model_hp
     from fer_kaggle.training import configure_backend, measure_step_seconds
 
     oof_dir = Path(oof_dir)
@@ -339,13 +347,13 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
     step_seconds, epoch_seconds, costs, pending = {}, {}, {}, []
     for variant in variants:
         variant.model_hp = model_hp(variant.model, **variant.model_hp)
-        model = create_model(variant.model, **variant.model_hp)
+        model = variant.build(comp.spec)
         params, flops = int(model.count_params()), count_flops(model)
         _check_or_write_config(oof_dir / variant.name, variant_config(variant, folds_meta, params, flops, preset))
         todo = [k for k in range(n_folds) if not (oof_dir / variant.name / f"fold{k}" / "done.json").exists()]
         pending += [(variant, k) for k in todo]
         if todo:  # seconds of one fold job at its full epochs, from a short measured fit
-            build = lambda v=variant: create_model(v.model, **v.model_hp)  # noqa: E731
+            build = lambda v=variant: v.build(comp.spec)  # noqa: E731
             bs = variant.train["batch_size"]
             step = measure_step_seconds(build, variant.train) if time_limit else max(flops, 1) * 3e-9 * bs
             step_seconds[variant.name] = step
@@ -375,7 +383,7 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
                                       f"(about {epoch:.0f}s) and the set-up: give more --piece-seconds")
                 raise PieceEnded(f"{fold_dir}: no further epoch fits in the piece")
             progress.start_job(costs[(variant.name, k)])
-            train_fold(variant, k, oof_dir, comp.x_train, comp.y_train, comp.x_test, folds, share, threads, log,
+            train_fold(variant, k, oof_dir, comp.x_train, comp.y_train, comp.x_test, folds, comp.spec, share, threads, log,
                        step if time_limit else None, stop_at)
             trained = True
             progress.job_done()
@@ -387,7 +395,7 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
 
     for variant in variants:
         finalize_variant(oof_dir / variant.name, comp, folds)
-    return write_leaderboard(oof_dir)
+    return write_leaderboard(oof_dir, comp.spec.metric)
 
 
 FEW_EPOCHS = 3  # fewer epochs per fold job than this in the time left: the run warns that its models will be weak
@@ -410,7 +418,7 @@ def _run_parallel(pending, step_seconds, epoch_seconds, share, comp, folds, oof_
 
     log = functools.partial(_print, started=time.time())
     calls = [
-        joblib.delayed(_piece_job)(variant, k, str(oof_dir), comp.x_train, comp.y_train, comp.x_test, folds,
+        joblib.delayed(_piece_job)(variant, k, str(oof_dir), comp.x_train, comp.y_train, comp.x_test, folds, comp.spec,
                                    share, threads, log, step_seconds.get(variant.name),
                                    None if stop_at is None else (stop_at, i < jobs, epoch_seconds.get(variant.name, 0.0)))
         for i, (variant, k) in enumerate(pending)
@@ -427,7 +435,7 @@ def _run_parallel(pending, step_seconds, epoch_seconds, share, comp, folds, oof_
         raise PieceEnded(f"{len(unfinished)} fold jobs go on in the next piece ({', '.join(unfinished)})")
 
 
-def _piece_job(variant, k, oof_dir, x, y, x_test, folds, share, threads, log, step_seconds, piece):
+def _piece_job(variant, k, oof_dir, x, y, x_test, folds, spec, share, threads, log, step_seconds, piece):
     """One parallel fold job: its done record, or None where the piece ended first. `piece`:
     (its end as a `time.time()`, whether the job starts in any case (the piece's first jobs,
     so that every piece makes progress), the job's epoch seconds); a later job is not started
@@ -439,7 +447,7 @@ def _piece_job(variant, k, oof_dir, x, y, x_test, folds, share, threads, log, st
         if not must_start and time.time() + epoch_seconds + FIRST_EPOCH_MARGIN > stop_at:
             return None
     try:
-        return train_fold(variant, k, oof_dir, x, y, x_test, folds, share, threads, log, step_seconds, stop_at)
+        return train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, share, threads, log, step_seconds, stop_at)
     except PieceEnded:
         return None
 
@@ -448,12 +456,13 @@ def finalize_variant(variant_dir, comp, folds):
     """Assemble oof.npy, test.npy and metrics.json of a variant whose folds are all done."""
     variant_dir = Path(variant_dir)
     config = atomic.read_json(variant_dir / "config.json")
-    n_classes = len(comp.class_names)
-    oof, test, dones = assemble(variant_dir, folds, comp.y_train, n_classes)
+    oof, test, dones = assemble(variant_dir, folds, comp.y_train, comp.spec.num_classes)
     fold_acc = [d["accuracy"] for d in dones]
     summary = {
         "variant": config["variant"],
         "model": config["model"],
+        "metric": comp.spec.metric,  # the competition's: what ranks the leaderboard
+        "score": decisions.score(comp.spec.metric, oof, comp.y_train, folds),
         "accuracy": metrics.accuracy(oof, comp.y_train),
         "log_loss": metrics.log_loss(oof, comp.y_train),
         "fold_accuracy": fold_acc,
@@ -470,29 +479,40 @@ def finalize_variant(variant_dir, comp, folds):
         summary["best_epoch_pick_gain"] = float(np.mean(picks))
     if comp.test_labels is not None:  # the demo (and fer2013.csv) can score its test set
         summary["test_accuracy"] = metrics.accuracy(test, comp.test_labels)
+        summary["test_score"] = decisions.score(comp.spec.metric, test, comp.test_labels)
     atomic.write_npy(variant_dir / "oof.npy", oof)
     atomic.write_npy(variant_dir / "test.npy", test)
     atomic.write_json(variant_dir / "metrics.json", summary)
     return summary
 
 
-LEADERBOARD_COLUMNS = ("name", "kind", "accuracy", "log_loss", "fold_accuracy_std", "params", "flops",
-                       "fit_seconds", "predict_seconds", "selected")
+LEADERBOARD_COLUMNS = ("name", "kind", "metric", "score", "accuracy", "log_loss", "fold_accuracy_std", "params",
+                       "flops", "fit_seconds", "predict_seconds", "selected")
 
 
-def leaderboard_rows(oof_dir):
+def leaderboard_rows(oof_dir, metric=None):
+    """Every variant and blend, best first by the competition's metric (`metric`; None: the one
+    their metrics.json name), ties broken by log loss."""
     rows = []
     for path in sorted(Path(oof_dir).glob("*/metrics.json")):
         m = atomic.read_json(path)
-        rows.append({"name": m.get("variant", path.parent.name), "kind": m.get("kind", "variant"),
-                     **{c: m.get(c, "") for c in LEADERBOARD_COLUMNS[2:]},
-                     "selected": "yes" if m.get("selected") else ""})  # OOF chosen with the held-out labels
-    rows.sort(key=lambda r: (-float(r["accuracy"]), float(r["log_loss"])))
+        if "accuracy" not in m:
+            continue
+        row = {"name": m.get("variant", path.parent.name), "kind": m.get("kind", "variant"),
+               **{c: m.get(c, "") for c in LEADERBOARD_COLUMNS[2:]},
+               "selected": "yes" if m.get("selected") else ""}  # OOF chosen with the held-out labels
+        if row["metric"] in ("", None):
+            row["metric"], row["score"] = "accuracy", m["accuracy"]
+        rows.append(row)
+    metric = metric or (rows[0]["metric"] if rows else "accuracy")
+    rows = [r for r in rows if r["metric"] == metric] + [r for r in rows if r["metric"] != metric]
+    key = metrics.get_metric(metric).sort_key
+    rows.sort(key=lambda r: (r["metric"] != metric, key(r["score"]), float(r["log_loss"])))
     return rows
 
 
-def write_leaderboard(oof_dir):
-    rows = leaderboard_rows(oof_dir)
+def write_leaderboard(oof_dir, metric=None):
+    rows = leaderboard_rows(oof_dir, metric)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=LEADERBOARD_COLUMNS, lineterminator="\n")
     writer.writeheader()

@@ -217,33 +217,58 @@ def make_blender(method, seed=0):
 def nested_cv(method, oofs, y, folds, seed=0):
     """Blend OOF predictions honestly: for each fold, fit the blender on the other folds'
     rows and predict this fold's rows. Returns the (n, C) nested predictions."""
+    return nested_decisions(method, "log_loss", oofs, y, folds, seed)[0]
+
+
+def nested_decisions(method, metric, oofs, y, folds, seed=0):
+    """(nested predictions, nested submitted values) of a blend and the decision of `metric`:
+    for each fold, the blender is fit on the other folds' rows, the decision (thresholds,
+    cut-points, a clip) on the blender's predictions of those rows, and both are applied to
+    this fold's rows: nothing a held-out row is submitted as depends on its label."""
+    from fer_kaggle.decisions import decision_for
+
     stacked = _stack(oofs)
     out = np.zeros(stacked.shape[1:], dtype=np.float32)
+    values = None
     for k in np.unique(folds):
         inner, outer = folds != k, folds == k
         blender = make_blender(method, seed).fit(list(stacked[:, inner]), y[inner])
         out[outer] = blender.predict_proba(list(stacked[:, outer]))
-    return out
+        decision = decision_for(metric).fit(blender.predict_proba(list(stacked[:, inner])), y[inner])
+        decided = decision.apply(out[outer])
+        if values is None:
+            values = np.zeros((len(y),) + decided.shape[1:], dtype=decided.dtype)
+        values[outer] = decided
+    return out, values
 
 
 class BestBlend:
-    """Picks among the methods by nested cross-validation log loss, then refits the chosen
-    method on all OOF rows. `scores_` holds every method's nested-CV accuracy and log loss."""
+    """Picks among the methods by the competition's `metric` in nested cross-validation (the
+    decision the metric needs fitted inside it; ties by log loss), then refits the chosen
+    method, and its decision, on all OOF rows. `scores_` holds every method's nested-CV score,
+    accuracy and log loss; `nested_` and `nested_values_` its nested predictions and values."""
 
-    def __init__(self, folds, methods=("mean", "weighted", "caruana", "stack", "rank"), seed=0):
-        self.folds, self.methods, self.seed = np.asarray(folds), tuple(methods), seed
+    def __init__(self, folds, metric, methods=("mean", "weighted", "caruana", "stack", "rank"), seed=0):
+        self.folds, self.metric, self.methods, self.seed = np.asarray(folds), metric, tuple(methods), seed
 
     def fit(self, oofs, y, progress=None):
         """`progress(message, fraction)`, when given, hears of each method as it is scored."""
-        self.scores_, self.nested_ = {}, {}
+        from fer_kaggle.decisions import decision_for
+        from fer_kaggle.metrics import get_metric
+
+        metric = get_metric(self.metric)
+        self.scores_, self.nested_, self.nested_values_ = {}, {}, {}
         for i, method in enumerate(self.methods):
             if progress:
                 progress(f"scoring {method} by nested CV ({i + 1}/{len(self.methods)})", i / len(self.methods))
-            nested = nested_cv(method, oofs, y, self.folds, self.seed)
-            self.nested_[method] = nested
-            self.scores_[method] = {"accuracy": accuracy(nested, y), "log_loss": log_loss(nested, y)}
-        self.method_ = min(self.methods, key=lambda m: (self.scores_[m]["log_loss"], -self.scores_[m]["accuracy"]))
+            nested, values = nested_decisions(method, metric.name, oofs, y, self.folds, self.seed)
+            self.nested_[method], self.nested_values_[method] = nested, values
+            self.scores_[method] = {"score": metric.score(values, y), "accuracy": accuracy(nested, y),
+                                    "log_loss": log_loss(nested, y)}
+        self.method_ = min(self.methods, key=lambda m: (metric.sort_key(self.scores_[m]["score"]),
+                                                        self.scores_[m]["log_loss"]))
         self.blender_ = make_blender(self.method_, self.seed).fit(oofs, y)
+        self.decision_ = decision_for(metric.name).fit(self.blender_.predict_proba(oofs), y)
         return self
 
     def predict_proba(self, probs):

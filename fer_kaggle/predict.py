@@ -1,6 +1,7 @@
 """Predicting new images with what the toolkit trained: one `.keras` model (a distilled
-student, which holds its preprocessing), a variant (its fold models averaged, with its TTA),
-or a blend (its members so, combined by its method fit on all OOF rows)."""
+student or a fold model, which holds its preprocessing and carries its competition spec), a
+variant (its fold models averaged, with its TTA), or a blend (its members so, combined by its
+method fit on all OOF rows)."""
 
 import csv
 import io
@@ -10,16 +11,27 @@ import numpy as np
 
 from fer_kaggle import atomic
 from fer_kaggle.errors import ConfigError
+from fer_kaggle.spec import Spec
+
+
+def spec_for(name, comp=None):
+    """The spec of what `name` predicts for, read before any model is loaded (so bad input
+    is reported before the backend starts): a .keras file's own, else the competition's."""
+    if Path(name).suffix == ".keras":
+        from fer_kaggle.shipped import load_model, spec_of
+
+        return spec_of(name) or _spec_of_model(load_model(name))
+    return comp.spec if comp is not None else None
 
 
 def load_predictor(name, oof_dir, comp=None, folds=None, folds_meta=None, tta="none"):
-    """A function (n, 48, 48) uint8 images -> (n, classes) probabilities, and what it is."""
+    """(a function uint8 (n, h, w, c) images -> (n, classes) probabilities, what it is)."""
     path = Path(name)
     if path.suffix == ".keras":
-        from fer_kaggle.teaching.teacher import load_model_file
+        from fer_kaggle.shipped import load_model
         from fer_kaggle.training import predict
 
-        model = load_model_file(path)
+        model = load_model(path)
         return (lambda x: predict(model, x, tta=tta)), f"{path} (tta {tta})"
     from fer_kaggle.teaching.teacher import Teacher, resolve_teacher
 
@@ -31,20 +43,27 @@ def load_predictor(name, oof_dir, comp=None, folds=None, folds_meta=None, tta="n
     return teacher.predict, f"{teacher} ({teacher.n_models()} fold models)"
 
 
-def predictions_csv(names, probs, kind, class_names):
-    """`id,label` for competition CSVs; `file,label,<class probabilities>` for image files."""
+def _spec_of_model(model):
+    """A model saved without a spec: its input shape and class count, classes numbered 0.."""
+    h, w, c = model.input_shape[1:]
+    return Spec(height=h, width=w, channels=c, labels=tuple(str(i) for i in range(model.output_shape[-1])))
+
+
+def predictions_csv(names, probs, kind, spec):
+    """`id,label` (labels as the competition writes them) for pixel CSVs; `file,label,<class
+    probabilities>` for image files, the classes by name."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    labels = probs.argmax(axis=1)
+    codes = probs.argmax(axis=1)
     if kind == "csv":
         writer.writerow(["id", "label"])
-        writer.writerows(zip(names, labels.tolist()))
+        writer.writerows((name, spec.labels[c]) for name, c in zip(names, codes.tolist()))
     else:
-        writer.writerow(["file", "label", *class_names])
-        for name, label, p in zip(names, labels.tolist(), probs):
-            writer.writerow([name, class_names[label], *(f"{v:.5f}" for v in p)])
+        writer.writerow(["file", "label", *spec.class_names])
+        for name, c, p in zip(names, codes.tolist(), probs):
+            writer.writerow([name, spec.class_names[c], *(f"{v:.5f}" for v in p)])
     return out.getvalue()
 
 
-def write_predictions(path, names, probs, kind, class_names):
-    atomic.write_text(path, predictions_csv(names, np.asarray(probs), kind, class_names))
+def write_predictions(path, names, probs, kind, spec):
+    atomic.write_text(path, predictions_csv(names, np.asarray(probs), kind, spec))

@@ -58,26 +58,39 @@ PRESETS = {
 }
 
 
-def resolve(preset, variants=None, settings=None, tag=None, tuning_dir="tuning"):
-    """The variants to train: the preset's (or `variants`), with `settings` applied.
+def follow_symmetries(train_cfg, spec, settings):
+    """A preset's training settings for the competition's symmetries: no mirrored images in
+    augmentation or TTA where a mirror changes the class (digits, text), unless `settings`
+    (the user's --set) asks for them."""
+    from fer_kaggle.training.tta import without_mirror
+
+    if spec.flip:
+        return train_cfg
+    return {**train_cfg, "flip": settings.get("flip", False),
+            "tta": settings.get("tta", without_mirror(train_cfg.get("tta", DEFAULTS["tta"])))}
+
+
+def resolve(preset, variants=None, settings=None, tag=None, tuning_dir="tuning", *, spec):
+    """The variants to train on the competition of `spec`: the preset's (or `variants`), with
+    `settings` applied, following the spec's symmetries.
 
     A setting whose key is a training setting changes the training config; any other key is
     a model hyperparameter override (checked against each model's builder). A name
     `tuned:<search>` (or `tuned:<search>/<variant>`) is a variant exported by `fer-kaggle tune`."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    spec = PRESETS[preset]
+    preset_spec = PRESETS[preset]
     settings = dict(settings or {})
     train_settings = {k: v for k, v in settings.items() if k in DEFAULTS}
     model_settings = {k: v for k, v in settings.items() if k not in DEFAULTS}
-    train_cfg = resolve_config(**{**spec["train"], **train_settings})
+    train_cfg = resolve_config(**follow_symmetries({**preset_spec["train"], **train_settings}, spec, train_settings))
     out = []
-    for name in variants or spec["variants"]:
+    for name in variants or preset_spec["variants"]:
         if name.startswith("tuned:"):  # exported by `fer-kaggle tune`: their own model and training config
             from fer_kaggle.tuning import load_exported
 
             for v in load_exported(name, tuning_dir):
-                cfg = resolve_config(**{**v["train"], **train_settings})
+                cfg = resolve_config(**follow_symmetries({**v["train"], **train_settings}, spec, train_settings))
                 out.append(Variant(name=f"{v['name']}-{tag}" if tag else v["name"], model=v["model"],
                                    model_hp={**v["model_hp"], **model_settings}, train=cfg))
             continue

@@ -1,4 +1,5 @@
-"""Submissions: the validated `id,label` CSV writer and reader, the manifest, the Kaggle client.
+"""Uploading submissions: the Kaggle client (the submission's values, writer and validator are
+in `fer_kaggle.submission`).
 
 The kaggle package authenticates when it is imported and exits the process without
 credentials, so it is imported only inside `KaggleClient`, after credentials are known to
@@ -6,75 +7,11 @@ exist. Credentials are never printed, logged or written: messages name the file 
 variable to set, never a value.
 """
 
-import hashlib
 import time
 from pathlib import Path
 
-import numpy as np
-
-from fer_kaggle import atomic
 from fer_kaggle.data.download import CREDENTIALS_HELP, kaggle_credentials_present
 from fer_kaggle.errors import SubmissionError
-
-
-def check_submission(ids, labels, expected_ids, n_classes, name="submission"):
-    """Raise SubmissionError unless (ids, labels) is a complete, valid submission."""
-    ids, labels, expected = np.asarray(ids), np.asarray(labels), np.asarray(expected_ids)
-    if len(ids) != len(labels):
-        raise SubmissionError(f"{name}: {len(ids)} ids but {len(labels)} labels")
-    if labels.dtype.kind == "f":
-        if np.isnan(labels).any():
-            raise SubmissionError(f"{name}: label of id {ids[np.flatnonzero(np.isnan(labels))[0]]} is NaN")
-        if np.any(labels != np.round(labels)):
-            raise SubmissionError(f"{name}: labels must be integers, got {labels[labels != np.round(labels)][0]}")
-    unique, counts = np.unique(ids, return_counts=True)
-    if np.any(counts > 1):
-        raise SubmissionError(f"{name}: id {unique[counts > 1][0]} appears {counts[counts > 1][0]} times")
-    missing = np.setdiff1d(expected, ids)
-    if len(missing):
-        raise SubmissionError(f"{name}: id {missing[0]} of the test set is missing ({len(missing)} missing)")
-    extra = np.setdiff1d(ids, expected)
-    if len(extra):
-        raise SubmissionError(f"{name}: id {extra[0]} is not in the test set ({len(extra)} unknown)")
-    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
-    if len(bad):
-        raise SubmissionError(f"{name}: label {labels[bad[0]]} of id {ids[bad[0]]} is outside 0-{n_classes - 1}")
-
-
-def write_submission(path, ids, labels, expected_ids, n_classes):
-    """Validate, then write `id,label` atomically (nothing is written when invalid)."""
-    check_submission(ids, labels, expected_ids, n_classes, name=str(path))
-    text = "id,label\n" + "".join(f"{int(i)},{int(c)}\n" for i, c in zip(ids, labels))
-    atomic.write_text(path, text)
-    return sha256_file(path)
-
-
-def read_submission(path, expected_ids, n_classes):
-    """Read and validate a submission CSV; errors name the file and line."""
-    path = Path(path)
-    if not path.exists():
-        raise SubmissionError(f"{path}: no such file")
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    if not lines or [f.strip().lower() for f in lines[0].split(",")] != ["id", "label"]:
-        raise SubmissionError(f"{path}, line 1: header must be 'id,label'")
-    ids, labels = [], []
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        parts = [p.strip() for p in line.split(",")]
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            ids.append(int(parts[0]))
-            labels.append(int(parts[1]))
-        except ValueError:
-            raise SubmissionError(f"{path}, line {number}: expected two integers 'id,label', got {line!r}") from None
-    check_submission(ids, labels, expected_ids, n_classes, name=str(path))
-    return np.asarray(ids), np.asarray(labels)
-
-
-def sha256_file(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------- Kaggle

@@ -17,8 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic, metrics
+from fer_kaggle import atomic, decisions
 from fer_kaggle.errors import ConfigError
+from fer_kaggle.metrics import get_metric
+
+OBJECTIVE = "val_score"  # the competition's metric on the trial's held-out folds
 
 # ----------------------------------------------------------------------------- search spaces
 
@@ -96,8 +99,9 @@ def _tuner_class(kind):
     class FoldTuner(kt.Tuner):
         """Runs a trial with fer_kaggle.training on the folds of oof/folds.csv."""
 
-        def __init__(self, data, base_train, folds_to_use, max_params, oracle, **kwargs):
+        def __init__(self, data, base_train, folds_to_use, max_params, spec, oracle, **kwargs):
             self.data, self.base_train, self.folds_to_use, self.max_params = data, base_train, folds_to_use, max_params
+            self.spec = spec
             super().__init__(oracle=oracle, **kwargs)
 
         def run_trial(self, trial, *args, **kwargs):
@@ -115,16 +119,16 @@ def _tuner_class(kind):
                 train_rows, valid_rows = split_rows(folds, k)
                 workdir = Path(self.get_trial_dir(trial.trial_id)) / f"fold{k}"
                 model, state = training.fit(lambda: self.hypermodel.build(hp), x[train_rows], y[train_rows],
-                                         x[valid_rows], y[valid_rows], cfg, workdir)
+                                            x[valid_rows], y[valid_rows], cfg, workdir, self.spec.num_classes)
                 probs = training.predict(model, x[valid_rows], tta="none")
-                scores.append(metrics.accuracy(probs, y[valid_rows]))
-            return {"val_accuracy": float(np.mean(scores)), "seconds": time.perf_counter() - started,
+                scores.append(decisions.score(self.spec.metric, probs, y[valid_rows]))
+            return {OBJECTIVE: float(np.mean(scores)), "seconds": time.perf_counter() - started,
                     "params": float(params)}
 
     return ValidTrialsOracle, FoldTuner
 
 
-def make_hypermodel(family, max_params=None, target_params=None):
+def make_hypermodel(family, spec, max_params=None, target_params=None):
     import keras_tuner as kt
 
     if family not in SEARCH_SPACES:
@@ -138,7 +142,7 @@ def make_hypermodel(family, max_params=None, target_params=None):
             model_hp = space(hp)
             if target_params is not None:  # a matched-size DNN: the widths follow the target
                 _match(model_hp, target_params)
-            model = create_model(model_name, **model_hp)
+            model = create_model(model_name, spec.input_shape, spec.num_classes, **model_hp)
             if max_params and model.count_params() > max_params:
                 raise kt.errors.FailedTrialError(
                     f"{model.count_params():,} parameters is over the budget of {max_params:,}: skipped before training")
@@ -154,22 +158,23 @@ def _match(model_hp, target_params):
     model_hp["target_params"] = target_params
 
 
-def search(name, family, data, base_train, folds_to_use=(0,), tuner="hyperband", max_params=None, trials=10,
+def search(name, family, data, base_train, spec, folds_to_use=(0,), tuner="hyperband", max_params=None, trials=10,
            max_epochs=None, target_params=None, tuning_dir="tuning", seed=0, top=3, time_limit=None):
-    """Run (or resume) a search; export the top configurations. Returns the summary rows."""
+    """Run (or resume) a search for the competition of `spec`, maximizing its metric (or
+    minimizing it: log loss); export the top configurations. Returns the summary rows."""
     import keras_tuner as kt
 
     if tuner not in TUNERS:
         raise ConfigError(f"unknown tuner {tuner!r}; choose one of {', '.join(TUNERS)}")
     oracle_class, tuner_class = _tuner_class(tuner)
-    objective = kt.Objective("val_accuracy", "max")
+    objective = kt.Objective(OBJECTIVE, "max" if get_metric(spec.metric).greater_is_better else "min")
     common = {"objective": objective, "seed": seed, "max_consecutive_failed_trials": 1000}
     if tuner == "hyperband":
         oracle = oracle_class(max_epochs=max_epochs or base_train["epochs"], factor=3, hyperband_iterations=1, **common)
     else:
         oracle = oracle_class(max_trials=trials, **common)
-    hypermodel = make_hypermodel(family, max_params, target_params)
-    fold_tuner = tuner_class(data, base_train, list(folds_to_use), max_params, oracle, hypermodel=hypermodel,
+    hypermodel = make_hypermodel(family, spec, max_params, target_params)
+    fold_tuner = tuner_class(data, base_train, list(folds_to_use), max_params, spec, oracle, hypermodel=hypermodel,
                              directory=str(tuning_dir), project_name=name, overwrite=False)
     if tuner != "hyperband":  # after the reload of a resumed search: this run's request wins
         fold_tuner.oracle.requested_trials = trials
@@ -186,7 +191,7 @@ def search(name, family, data, base_train, folds_to_use=(0,), tuner="hyperband",
 def summary(fold_tuner):
     rows = []
     for trial in sorted(fold_tuner.oracle.trials.values(), key=lambda t: t.trial_id):
-        score, seconds, params = (_metric(trial, m) for m in ("val_accuracy", "seconds", "params"))
+        score, seconds, params = (_metric(trial, m) for m in (OBJECTIVE, "seconds", "params"))
         values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
         rows.append({"trial": trial.trial_id, "status": trial.status,
                      "params": None if params is None else int(params), "score": score,
@@ -216,7 +221,7 @@ def export_best(fold_tuner, family, base_train, search_dir, top, target_params=N
             cfg["epochs"] = max(cfg["epochs"], int(hp.values["tuner/epochs"]))
         variant = {"name": f"{Path(search_dir).name}-{rank}", "model": model_name, "model_hp": model_hp,
                    "train": cfg, "search": Path(search_dir).name, "trial": trial.trial_id,
-                   "score": _metric(trial, "val_accuracy"),
+                   "score": _metric(trial, OBJECTIVE), "metric": fold_tuner.spec.metric,
                    "params": int(_metric(trial, "params"))}
         atomic.write_json(best_dir / f"{variant['name']}.json", json.loads(json.dumps(variant, default=list)))
         exported.append(variant)

@@ -63,7 +63,7 @@ def tiny_comp(tmp_path):
 
     write_demo_competition(tmp_path / "demo", n_train=300, n_test=40, seed=3)
     comp, _ = store.prepare(tmp_path / "data", source=tmp_path / "demo")
-    folds, _ = write_folds(tmp_path / "oof", comp.y_train, comp.train_sha256, k=3)
+    folds, _ = write_folds(tmp_path / "oof", comp.y_train, comp.identity, k=3)
     return comp, folds, read_json(tmp_path / "oof" / "folds.json"), tmp_path
 
 

@@ -10,7 +10,7 @@ from fer_kaggle.ensemble import BLENDERS
 def build():
     from fer_kaggle.models import create_model
 
-    return create_model("cnn_tiny", filters=(4, 8))
+    return create_model("cnn_tiny", (48, 48, 1), 7, filters=(4, 8))
 
 
 def test_training_and_prediction_rates():
@@ -22,7 +22,7 @@ def test_training_and_prediction_rates():
 
 
 def test_blend_seconds_of_synthetic_members():
-    seconds, method = blending.blend_seconds(3, 400)
+    seconds, method = blending.blend_seconds(3, 400, 7, "accuracy")
     assert seconds > 0 and method in BLENDERS
 
 

@@ -69,8 +69,8 @@ def test_noise_members_score_above_chance_in_sample_but_at_chance_in_nested_cv()
 
 def test_best_is_reproducible_and_reports_every_method():
     members, y, folds = synthetic_members(n=600)
-    a = BestBlend(folds, seed=4).fit(members, y)
-    b = BestBlend(folds, seed=4).fit(members, y)
+    a = BestBlend(folds, "log_loss", seed=4).fit(members, y)
+    b = BestBlend(folds, "log_loss", seed=4).fit(members, y)
     assert a.method_ == b.method_ and a.scores_ == b.scores_
     assert set(a.scores_) == {"mean", "weighted", "caruana", "stack", "rank"}
     assert np.array_equal(a.predict_proba(members), b.predict_proba(members))

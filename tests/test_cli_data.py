@@ -37,7 +37,7 @@ def test_data_then_folds_then_stale_folds(tmp_path):
     source = write_files(tmp_path / "comp", files)
     result = run_cli("data", "--source", str(source), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "train: 70 images 48x48" in result.stdout
+    assert "train: 70 images" in result.stdout and "images: 48x48, grayscale" in result.stdout
     result = run_cli("folds", "--k", "5", cwd=tmp_path)
     assert result.returncode == 0 and "5 stratified folds" in result.stdout, result.stderr
     folds = np.loadtxt(tmp_path / "oof" / "folds.csv", delimiter=",", skiprows=1, dtype=int)
@@ -68,9 +68,10 @@ def test_the_real_competition_loads(tmp_path):
 
     comp, kind = store.prepare(tmp_path / "data", source=SHARED_ZIP)
     assert kind == "local"
-    assert comp.x_train.shape == (28709, 48, 48) and comp.x_test.shape == (7178, 48, 48)
+    assert comp.x_train.shape == (28709, 48, 48, 1) and comp.x_test.shape == (7178, 48, 48, 1)
     assert np.bincount(comp.y_train).tolist() == [3995, 436, 4097, 7215, 4830, 3171, 4965]
-    assert comp.test_ids.tolist() == list(range(7178)) and comp.sample_ids is not None
+    assert comp.test_ids.tolist() == [str(i) for i in range(7178)] and comp.sample_ids is not None
+    assert comp.spec.competition == "FER2013" and comp.spec.class_names[3] == "happy" and comp.spec.flip
     cached = store.load(tmp_path / "data")
     assert np.array_equal(cached.x_test, comp.x_test)
 

@@ -44,7 +44,7 @@ def test_cv_writes_complete_valid_artifacts_and_a_leaderboard(tiny_comp):
         assert metrics["accuracy"] == pytest.approx(float(np.mean(oof.argmax(1) == comp.y_train)))
         assert len(metrics["fold_accuracy"]) == 3 and "test_accuracy" in metrics
     assert [r["name"] for r in rows] == sorted(["a", "b"], key=lambda n: -read_json(tmp / "oof" / n / "metrics.json")["accuracy"])
-    assert (tmp / "oof" / "leaderboard.csv").read_text().startswith("name,kind,accuracy,log_loss")
+    assert (tmp / "oof" / "leaderboard.csv").read_text().startswith("name,kind,metric,score,accuracy,log_loss")
 
 
 def test_integrity_check_catches_a_leaked_fold(tiny_comp, monkeypatch):

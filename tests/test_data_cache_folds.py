@@ -15,9 +15,10 @@ def test_cache_hit_skips_parsing_and_a_changed_file_invalidates_it(tmp_path, mon
     files, _, _ = ntu_files()
     directory = write_files(tmp_path / "comp", files)
     first = cache.load_cached(directory, tmp_path / "cache")
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    assert len(list((tmp_path / "cache").glob("*/spec.json"))) == 1
+    assert isinstance(first.x_train, np.memmap)  # the cache is opened memory-mapped
 
-    def no_parse(path):
+    def no_parse(*args, **kwargs):
         raise AssertionError("parsed again despite a valid cache")
 
     monkeypatch.setattr(cache, "read_competition", no_parse)
@@ -31,7 +32,7 @@ def test_cache_hit_skips_parsing_and_a_changed_file_invalidates_it(tmp_path, mon
     changed = cache.load_cached(directory, tmp_path / "cache")
     assert changed.y_train[0] == 1 and first.y_train[0] == 0
     assert changed.train_sha256 != first.train_sha256
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    assert len(list((tmp_path / "cache").glob("*/spec.json"))) == 2
 
 
 def test_prepare_writes_no_pointer_or_cache_for_bad_data(tmp_path):
@@ -75,15 +76,18 @@ def test_folds_are_stratified_and_deterministic():
 
 def test_stale_folds_are_refused_with_a_fix(tmp_path):
     labels = np.arange(40) % 4
-    folds, written = write_folds(tmp_path, labels, "a" * 64, k=4, seed=3)
+    a, b = {"train_sha256": "a" * 64, "spec_sha256": "s" * 64}, {"train_sha256": "b" * 64, "spec_sha256": "s" * 64}
+    folds, written = write_folds(tmp_path, labels, a, k=4, seed=3)
     assert written and (tmp_path / "folds.csv").read_text().startswith("row,fold\n0,")
-    assert np.array_equal(load_folds(tmp_path, "a" * 64, 40), folds)
-    assert not write_folds(tmp_path, labels, "a" * 64, k=4, seed=3)[1]  # kept
+    assert np.array_equal(load_folds(tmp_path, a, 40), folds)
+    assert not write_folds(tmp_path, labels, a, k=4, seed=3)[1]  # kept
     with pytest.raises(FoldsError, match="other train data.*--force"):
-        load_folds(tmp_path, "b" * 64, 40)
+        load_folds(tmp_path, b, 40)
+    with pytest.raises(FoldsError, match="another competition spec.*--force"):
+        load_folds(tmp_path, {**a, "spec_sha256": "t" * 64}, 40)
     with pytest.raises(FoldsError, match="--force"):
-        write_folds(tmp_path, labels, "a" * 64, k=5, seed=3)
-    folds5, written = write_folds(tmp_path, labels, "b" * 64, k=5, seed=3, force=True)
+        write_folds(tmp_path, labels, a, k=5, seed=3)
+    folds5, written = write_folds(tmp_path, labels, b, k=5, seed=3, force=True)
     assert written and folds5.max() == 4
 
 

@@ -1,4 +1,5 @@
-"""Reading both layouts from zip, directory and CSV; every bad input names its file and line."""
+"""Reading FER2013's two layouts from zip, directory and CSV; every bad input names its file and line.
+(The other layouts: test_layouts.py.)"""
 
 import numpy as np
 import pytest
@@ -9,12 +10,13 @@ from fer_kaggle.errors import DataError
 
 
 def check_ntu(comp, train_rows, test_rows):
-    assert comp.x_train.shape == (len(train_rows), 48, 48) and comp.x_train.dtype == np.uint8
+    assert comp.x_train.shape == (len(train_rows), 48, 48, 1) and comp.x_train.dtype == np.uint8
     assert comp.y_train.tolist() == [c for c, _ in train_rows]
     assert comp.x_train[3].ravel().tolist() == list(map(int, train_rows[3][1].split()))
-    assert comp.test_ids.tolist() == [i for i, _ in test_rows]
+    assert comp.test_ids.tolist() == [str(i) for i, _ in test_rows]
     assert comp.x_test[-1].ravel().tolist() == list(map(int, test_rows[-1][1].split()))
     assert comp.class_names[0] == "angry" and comp.class_names[6] == "neutral"
+    assert comp.spec.input_shape == (48, 48, 1) and comp.spec.labels == tuple("0123456") and comp.spec.flip
 
 
 def test_ntu_from_directory_zip_and_csv(tmp_path):
@@ -24,7 +26,7 @@ def test_ntu_from_directory_zip_and_csv(tmp_path):
     for source in (directory, zipped, directory / "train.csv"):
         comp = read_competition(source)
         check_ntu(comp, train_rows, test_rows)
-        assert comp.sample_ids.tolist() == list(range(len(test_rows)))
+        assert comp.sample_ids.tolist() == [str(i) for i in range(len(test_rows))]
     # the same bytes give the same train sha256 whatever the container
     assert read_competition(directory).train_sha256 == read_competition(zipped).train_sha256
 
@@ -37,7 +39,7 @@ def test_zip_with_a_folder_inside_and_directory_holding_the_zip(tmp_path):
     check_ntu(read_competition(tmp_path / "download"), train_rows, test_rows)
 
 
-def fer2013_text(rng, usages=("Training",) * 14 + ("PublicTest",) * 4 + ("PrivateTest",) * 3):
+def fer2013_text(rng, usages=("Training",) * 21 + ("PublicTest",) * 4 + ("PrivateTest",) * 3):
     rows = [(i % 7, pixel_row(rng), u) for i, u in enumerate(usages)]
     return "emotion,pixels,Usage\n" + "".join(f"{c},{p},{u}\n" for c, p, u in rows), rows
 
@@ -51,7 +53,7 @@ def test_fer2013_layout_from_csv_directory_and_zip(tmp_path):
         train = [r for r in rows if r[2] == "Training"]
         test = [r for r in rows if r[2] != "Training"]
         assert comp.y_train.tolist() == [c for c, _, _ in train]
-        assert comp.test_ids.tolist() == list(range(len(test)))  # numbered in file order
+        assert comp.test_ids.tolist() == [str(i) for i in range(len(test))]  # numbered in file order
         assert comp.x_test[0].ravel().tolist() == list(map(int, test[0][1].split()))
         assert comp.test_labels.tolist() == [c for c, _, _ in test]
 
@@ -89,7 +91,8 @@ def bad_cases():
     yield "label text", replace_line(files, "train.csv", 9, f"happy,{ok}"), "train.csv", 9, "not an integer"
     yield "duplicate id", replace_line(files, "test.csv", 5, f"0,{ok}"), "test.csv", 5, "duplicate id 0"
     yield "empty id", replace_line(files, "test.csv", 6, f",{ok}"), "test.csv", 6, "id is missing"
-    yield "id missing from test", replace_line(files, "test.csv", 11, f"99,{ok}"), "test.csv", None, "missing"
+    yield "id missing from test", replace_line(files, "test.csv", 11, f"99,{ok}"), "sample_submission.csv", None, \
+        "id '9' is not a test id"
     yield "no comma", replace_line(files, "train.csv", 3, "2"), "train.csv", 3, "comma-separated"
     yield "empty train", {**files, "train.csv": ""}, "train.csv", 1, "empty file"
     yield "header only", {**files, "train.csv": "label,feature\n"}, "train.csv", 2, "no data rows"
@@ -135,7 +138,7 @@ def test_missing_source_and_source_without_competition_files(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         read_competition(tmp_path / "nope.zip")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="neither train.csv"):
+    with pytest.raises(DataError, match="is in no layout this toolkit reads"):
         read_competition(tmp_path / "empty")
 
 
@@ -146,7 +149,8 @@ def test_device_npz_reads_the_same_pixels_and_data_identity_as_the_csv(tmp_path)
 
     from fer_kaggle.data.demo import generate
 
-    images, labels = generate(40, seed=9)
+    images, _ = generate(60, seed=9)
+    labels = np.arange(60) % 7  # every class at least 3 times in the 50 training rows
     blobs = []
     for img in images:
         buf = io.BytesIO()
@@ -155,16 +159,16 @@ def test_device_npz_reads_the_same_pixels_and_data_identity_as_the_csv(tmp_path)
     decoded = np.stack([np.asarray(Image.open(io.BytesIO(b.tobytes())).convert("L")) for b in blobs])
     offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])])
     np.savez(tmp_path / "device.npz", jpeg=np.concatenate(blobs), offsets=offsets,
-             train_labels=labels[:30].astype(np.int8), test_ids=np.arange(10, dtype=np.int32))
+             train_labels=labels[:50].astype(np.int8), test_ids=np.arange(10, dtype=np.int32))
     comp = read_competition(tmp_path / "device.npz")
-    assert np.array_equal(comp.x_train, decoded[:30]) and np.array_equal(comp.x_test, decoded[30:])
-    assert comp.y_train.tolist() == labels[:30].tolist() and comp.test_ids.tolist() == list(range(10))
+    assert np.array_equal(comp.x_train[..., 0], decoded[:50]) and np.array_equal(comp.x_test[..., 0], decoded[50:])
+    assert comp.y_train.tolist() == labels[:50].tolist() and comp.test_ids.tolist() == [str(i) for i in range(10)]
     # The same rows as Kaggle's train.csv have the same identity, so folds made from either fit both.
-    text = "label,feature\n" + "".join(f"{c},{' '.join(map(str, im.ravel()))}\n" for c, im in zip(labels[:30], decoded[:30]))
-    test = "id,feature\n" + "".join(f"{i},{' '.join(map(str, im.ravel()))}\n" for i, im in enumerate(decoded[30:]))
+    text = "label,feature\n" + "".join(f"{c},{' '.join(map(str, im.ravel()))}\n" for c, im in zip(labels[:50], decoded[:50]))
+    test = "id,feature\n" + "".join(f"{i},{' '.join(map(str, im.ravel()))}\n" for i, im in enumerate(decoded[50:]))
     csv_comp = read_competition(write_files(tmp_path / "csv", {"train.csv": text, "test.csv": test}))
     assert csv_comp.train_sha256 == comp.train_sha256
     np.savez(tmp_path / "bad.npz", jpeg=np.concatenate(blobs), offsets=offsets[:-1],
-             train_labels=labels[:30].astype(np.int8), test_ids=np.arange(10, dtype=np.int32))
-    with pytest.raises(DataError, match="bad.npz: offsets describe 39 images"):
+             train_labels=labels[:50].astype(np.int8), test_ids=np.arange(10, dtype=np.int32))
+    with pytest.raises(DataError, match="bad.npz: offsets describe 59 images"):
         read_competition(tmp_path / "bad.npz")

@@ -34,7 +34,7 @@ def report_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     write_demo_competition(tmp / "demo", n_train=300, n_test=40, seed=3)
     comp, _ = store.prepare(tmp / "data", source=tmp / "demo")
-    folds, _ = write_folds(tmp / "oof", comp.y_train, comp.train_sha256, k=3)
+    folds, _ = write_folds(tmp / "oof", comp.y_train, comp.identity, k=3)
     meta = read_json(tmp / "oof" / "folds.json")
     cv.run_cv(comp, folds, meta, [tiny_variant("cnn", epochs=2)], tmp / "oof", threads=1, log=lambda m, f=None: None)
     Report(comp, folds, tmp / "oof", tmp / "reports", progress=lambda m: None, per_class=1, lime_samples=40,

@@ -10,43 +10,75 @@ import pytest
 
 from conftest import tiny_variant
 from fer_kaggle.errors import SubmissionError
-from fer_kaggle.submit import KaggleClient, read_submission, sha256_file, wait_for_score, write_submission
+from fer_kaggle.spec import Spec
+from fer_kaggle.submission import read_submission, sha256_file, write_submission
+from fer_kaggle.submit import KaggleClient, wait_for_score
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = np.arange(10)
+FER = Spec(height=48, width=48, channels=1, labels=tuple("0123456"))
+CIFAR = Spec(height=32, width=32, channels=3, labels=("airplane", "bird", "cat"), label_kind="name")
+
+
+def onehot(codes, n):
+    return np.eye(n)[codes]
 
 
 def test_a_valid_submission_round_trips(tmp_path):
     labels = np.arange(10) % 7
-    sha = write_submission(tmp_path / "s.csv", IDS, labels, IDS, 7)
+    sha = write_submission(tmp_path / "s.csv", FER, IDS.astype(str), onehot(labels, 7), IDS)
     assert (tmp_path / "s.csv").read_text().splitlines()[:3] == ["id,label", "0,0", "1,1"]
-    ids, read = read_submission(tmp_path / "s.csv", IDS, 7)
-    assert np.array_equal(ids, IDS) and np.array_equal(read, labels) and sha == sha256_file(tmp_path / "s.csv")
+    ids = read_submission(tmp_path / "s.csv", FER, IDS)
+    assert ids == [str(i) for i in IDS] and sha == sha256_file(tmp_path / "s.csv")
+
+
+def test_labels_are_written_as_the_competition_names_them_in_the_samples_order(tmp_path):
+    probs = onehot(np.array([2, 0, 1]), 3)
+    write_submission(tmp_path / "s.csv", CIFAR, ["3", "1", "2"], probs, ["1", "2", "3"])
+    assert (tmp_path / "s.csv").read_text() == "id,label\n1,airplane\n2,bird\n3,cat\n"
+    digits = Spec(height=28, width=28, channels=1, labels=tuple("0123456789"), id_column="ImageId",
+                  label_column="Label", submission_columns=("ImageId", "Label"), flip=False)
+    write_submission(tmp_path / "d.csv", digits, ["1", "2"], onehot(np.array([7, 3]), 10), ["1", "2"])
+    assert (tmp_path / "d.csv").read_text() == "ImageId,Label\n1,7\n2,3\n"
+
+
+def test_probability_columns_follow_the_samples_column_order(tmp_path):
+    spec = CIFAR.replace(submission="probabilities", submission_columns=("id", "cat", "airplane", "bird"),
+                         metric="log_loss")
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    write_submission(tmp_path / "p.csv", spec, ["a", "b"], probs, ["a", "b"])
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines == ["id,cat,airplane,bird", "a,0.1,0.7,0.2", "b,0.8,0.1,0.1"]
+    assert read_submission(tmp_path / "p.csv", spec, ["a", "b"]) == ["a", "b"]
+    positive = Spec(height=32, width=32, channels=3, labels=("0", "1"), submission="positive", metric="roc_auc",
+                    label_column="has_cactus", submission_columns=("id", "has_cactus"))
+    write_submission(tmp_path / "c.csv", positive, ["x.jpg"], np.array([[0.25, 0.75]]), ["x.jpg"])
+    assert (tmp_path / "c.csv").read_text() == "id,has_cactus\nx.jpg,0.75\n"
 
 
 @pytest.mark.parametrize("ids, labels, words", [
     (np.arange(9), np.zeros(9, int), "id 9 of the test set is missing"),
     (np.r_[0, 0, np.arange(2, 10)], np.zeros(10, int), "id 0 appears 2 times"),
-    (np.r_[np.arange(9), 99], np.zeros(10, int), "is missing"),
-    (IDS, np.r_[np.zeros(9), np.nan], "label of id 9 is NaN"),
-    (IDS, np.r_[np.zeros(9, int), 7], "label 7 of id 9 is outside 0-6"),
-    (IDS, np.r_[np.zeros(9, int), -1], "label -1 of id 9 is outside 0-6"),
-    (IDS, np.r_[np.zeros(9), 2.5], "labels must be integers"),
-], ids=["missing", "duplicate", "unknown", "nan", "label 7", "label -1", "float"])
+    (np.r_[np.arange(9), 99], np.zeros(10, int), "is not in the test set"),
+], ids=["missing", "duplicate", "unknown"])
 def test_invalid_submissions_are_refused_and_nothing_is_written(tmp_path, ids, labels, words):
     with pytest.raises(SubmissionError, match=words):
-        write_submission(tmp_path / "s.csv", ids, labels, IDS, 7)
+        write_submission(tmp_path / "s.csv", FER, ids.astype(str), onehot(labels, 7), IDS)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_reading_a_bad_file_names_the_line(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("id,label\n0,1\n1,x\n")
-    with pytest.raises(SubmissionError, match=r"s.csv, line 3: expected two integers"):
-        read_submission(path, IDS, 7)
+    with pytest.raises(SubmissionError, match=r"s.csv, line 3: label 'x' of id 1 is not one of the classes"):
+        read_submission(path, FER, IDS)
     path.write_text("id,prediction\n0,1\n")
     with pytest.raises(SubmissionError, match="line 1: header must be 'id,label'"):
-        read_submission(path, IDS, 7)
+        read_submission(path, FER, IDS)
+    spec = CIFAR.replace(submission="probabilities", submission_columns=("id", "airplane", "bird", "cat"))
+    path.write_text("id,airplane,bird,cat\n0,0.5,0.5,0.5\n")
+    with pytest.raises(SubmissionError, match="line 2: the probabilities of id 0 sum to 1.5000"):
+        read_submission(path, spec, ["0"])
 
 
 class HTTPError(Exception):

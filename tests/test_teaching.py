@@ -11,6 +11,7 @@ import pytest
 
 from conftest import tiny_variant
 from fer_kaggle import atomic, cv
+from fer_kaggle.data.folds import FOLD_KEYS
 from fer_kaggle.errors import IntegrityError
 from fer_kaggle.fold_inputs import FoldInputs, one_hot, read_inputs, write_inputs
 from fer_kaggle.teaching import distill, pseudo
@@ -40,7 +41,7 @@ def fake_member(oof_dir, name, comp, folds, meta, seed):
     atomic.write_npy(d / "test.npy", np.mean(fold_tests, axis=0))
     atomic.write_json(d / "config.json", {"variant": name, "model": "cnn_tiny", "model_hp": {"filters": [4, 8]},
                                           "train": tiny_variant().train,
-                                          "folds": {k: meta[k] for k in ("k", "seed", "train_sha256")}})
+                                          "folds": {k: meta[k] for k in FOLD_KEYS}})
     return oof, fold_tests
 
 
@@ -199,7 +200,7 @@ def test_predict_reads_a_folder_of_pngs_a_single_image_and_a_competition_csv(tin
     faces.mkdir()
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (96, 80, 3), dtype=np.uint8)).save(faces / "big_color.png")
-    Image.fromarray(comp.x_test[0]).save(faces / "gray.jpg", quality=100)
+    Image.fromarray(comp.x_test[0][..., 0]).save(faces / "gray.jpg", quality=100)
     model = tmp / "oof" / "v" / "fold0" / "model.keras"
 
     r = fer("predict", "--model", str(model), str(faces), "--out", str(tmp / "faces.csv"), cwd=tmp)

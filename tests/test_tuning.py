@@ -12,6 +12,9 @@ import pytest
 
 from fer_kaggle import presets, training, tuning
 from fer_kaggle.models import create_model
+from fer_kaggle.spec import Spec
+
+FER_SPEC = Spec(height=48, width=48, channels=1, labels=tuple("0123456"))
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = training.resolve_config(epochs=1, batch_size=64, early_stopping_patience=0)
@@ -20,7 +23,7 @@ BASE = training.resolve_config(epochs=1, batch_size=64, early_stopping_patience=
 def run_search(tiny_comp, name, **kwargs):
     comp, folds, _, tmp = tiny_comp
     options = {"tuner": "random", "trials": 3, "tuning_dir": tmp / "tuning", "seed": 1, **kwargs}
-    return tuning.search(name, "cnn_tiny", (comp.x_train, comp.y_train, folds), BASE, **options)
+    return tuning.search(name, "cnn_tiny", (comp.x_train, comp.y_train, folds), BASE, comp.spec, **options)
 
 
 def test_oversized_configurations_are_skipped_untrained_and_valid_trials_still_complete(tiny_comp, monkeypatch):
@@ -51,11 +54,11 @@ def test_a_search_run_again_continues_without_redoing_trials(tiny_comp, monkeypa
 def test_exported_variants_build_the_same_model_in_cv(tiny_comp):
     run_search(tiny_comp, "export", trials=2, top=2)
     tmp = tiny_comp[3]
-    variants = presets.resolve("smoke", ["tuned:export"], tuning_dir=tmp / "tuning")
+    variants = presets.resolve("smoke", ["tuned:export"], tuning_dir=tmp / "tuning", spec=tiny_comp[0].spec)
     assert [v.name for v in variants] == ["export-1", "export-2"]
     for v in variants:
         exported = tuning.load_exported(f"tuned:export/{v.name}", tmp / "tuning")[0]
-        assert create_model(v.model, **v.model_hp).count_params() == exported["params"]
+        assert create_model(v.model, (48, 48, 1), 7, **v.model_hp).count_params() == exported["params"]
         assert v.train["learning_rate"] == exported["train"]["learning_rate"]
 
 
@@ -63,8 +66,8 @@ def test_exported_variants_build_the_same_model_in_cv(tiny_comp):
 def test_a_matched_dnn_is_within_one_percent(target):
     import keras_tuner as kt
 
-    params = create_model(target).count_params()
-    hypermodel = tuning.make_hypermodel("dnn", target_params=params)
+    params = create_model(target, (48, 48, 1), 7).count_params()
+    hypermodel = tuning.make_hypermodel("dnn", FER_SPEC, target_params=params)
     for seed in range(3):
         hp = kt.HyperParameters()
         hp.Fixed("depth", seed + 1)  # depth 1 is raised to 2: one layer cannot match finely

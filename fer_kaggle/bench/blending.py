@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 
-def synthetic_members(n_members, n_rows, n_classes=7, seed=0):
+def synthetic_members(n_members, n_rows, n_classes, seed=0):
     """(members' OOF probabilities, labels, 5 folds): members of varied skill and noise."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n_rows)
@@ -19,11 +19,11 @@ def synthetic_members(n_members, n_rows, n_classes=7, seed=0):
     return members, y, folds
 
 
-def blend_seconds(n_members, n_rows):
-    """Seconds of the blend stage's search (every method by nested CV, then the refit)."""
+def blend_seconds(n_members, n_rows, n_classes, metric):
+    """Seconds of the blend stage's search (every method by nested CV on `metric`, then the refit)."""
     from fer_kaggle.ensemble import BestBlend
 
-    members, y, folds = synthetic_members(n_members, n_rows)
+    members, y, folds = synthetic_members(n_members, n_rows, n_classes)
     t0 = time.perf_counter()
-    best = BestBlend(folds).fit(members, y)
+    best = BestBlend(folds, metric).fit(members, y)
     return time.perf_counter() - t0, best.method_

@@ -12,8 +12,8 @@ from fer_kaggle.cv import train_fold
 from fer_kaggle.data import make_folds, store
 comp = store.load(sys.argv[1])
 folds = make_folds(comp.y_train, k=5, seed=0)
-variant = presets.resolve(sys.argv[3], [sys.argv[4]], {"epochs": "1"})[0]
-train_fold(variant, 0, sys.argv[2], comp.x_train, comp.y_train, comp.x_test, folds, log=lambda *a: None)
+variant = presets.resolve(sys.argv[3], [sys.argv[4]], {"epochs": "1"}, spec=comp.spec)[0]
+train_fold(variant, 0, sys.argv[2], comp.x_train, comp.y_train, comp.x_test, folds, comp.spec, log=lambda *a: None)
 """
 
 

@@ -1,30 +1,96 @@
-"""The parsed-array cache: `<data_dir>/cache/<key>.npz`, keyed by the source files' sha256."""
+"""The parsed-array cache: `<data_dir>/cache/<key>/`, keyed by the source files' sha256 and the
+options that change what is read. The images are `.npy` files opened memory-mapped, so a
+second run starts in seconds and a large competition is never wholly in memory; the rest
+(labels, ids, the spec) sit beside them. A cache is written into a temporary folder and
+renamed into place: a killed run leaves none half-written."""
 
 import hashlib
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from fer_kaggle import atomic
-from fer_kaggle.data.source import Competition, fingerprint, read_competition
+from fer_kaggle.data.files import CompetitionFiles, sha256_file
+from fer_kaggle.data.source import ARRAY_OVERRIDES, Competition, read_competition
+from fer_kaggle.errors import DataError
+from fer_kaggle.spec import Spec
 
-PARSER_VERSION = "1"  # bump when parsing changes, so old caches are not trusted
-_ARRAYS = ("x_train", "y_train", "x_test", "test_ids", "sample_ids", "test_labels")
+PARSER_VERSION = "2"  # bump when reading changes, so old caches are not trusted
+_META = ("y_train", "test_ids", "sample_ids", "test_labels")
+DISK_MARGIN = 256 * 2**20  # bytes of free disk a cache leaves
 
 
-def cache_path(source, cache_dir) -> Path:
-    key = hashlib.sha256(f"{fingerprint(source)}:{PARSER_VERSION}".encode()).hexdigest()
-    return Path(cache_dir) / f"{key}.npz"
+def fingerprint(source) -> str:
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() == ".npz":
+        return sha256_file(source)
+    return CompetitionFiles(source).fingerprint()
 
 
-def load_cached(source, cache_dir) -> Competition:
-    """Read the competition at `source`, from the cache when its files are unchanged."""
-    path = cache_path(source, cache_dir)
-    if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in _ARRAYS if k in z.files}
-            return Competition(train_sha256=str(z["train_sha256"]), source=str(source), **arrays)
-    comp = read_competition(source)
-    arrays = {k: getattr(comp, k) for k in _ARRAYS if getattr(comp, k) is not None}
-    atomic.write_npz(path, train_sha256=np.array(comp.train_sha256), **arrays)
-    return comp
+def cache_dir(source, cache_root, overrides=None) -> Path:
+    reading = {k: overrides.get(k) for k in ARRAY_OVERRIDES if (overrides or {}).get(k) is not None}
+    key = hashlib.sha256(f"{fingerprint(source)}:{PARSER_VERSION}:{json.dumps(reading, sort_keys=True)}".encode())
+    return Path(cache_root) / key.hexdigest()
+
+
+def load_cached(source, cache_root, overrides=None) -> Competition:
+    """The competition at `source`, from the cache when its files and reading options are unchanged."""
+    from fer_kaggle.data.infer import apply_overrides
+
+    overrides = overrides or {}
+    directory = cache_dir(source, cache_root, overrides)
+    if (directory / "spec.json").exists():
+        return _read(directory, source, overrides, apply_overrides)
+    created = [p for p in (Path(cache_root).parent, Path(cache_root)) if not p.exists()]
+    Path(cache_root).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name[:16]}.", dir=cache_root))
+    try:
+        reading = {k: v for k, v in overrides.items() if k in ARRAY_OVERRIDES}  # the rest apply on every load
+        comp = read_competition(source, reading, allocate=_allocator(tmp))
+        for name in ("x_train", "x_test"):
+            array = getattr(comp, name)
+            if not isinstance(array, np.memmap):
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(array))
+            else:
+                array.flush()
+        meta = {k: getattr(comp, k) for k in _META if getattr(comp, k) is not None}
+        np.savez(tmp / "meta.npz", train_sha256=np.array(comp.train_sha256), **meta)
+        atomic.write_json(tmp / "spec.json", comp.spec.to_json())  # last: a cache with spec.json is complete
+        try:
+            os.replace(tmp, directory)
+        except OSError:  # another process cached the same source first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(created):  # bad input leaves nothing behind, not even the folders
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+    return _read(directory, source, overrides, apply_overrides)
+
+
+def _read(directory, source, overrides, apply_overrides):
+    spec = Spec.from_json(atomic.read_json(directory / "spec.json"))
+    with np.load(directory / "meta.npz", allow_pickle=False) as z:
+        meta = {k: z[k] for k in _META if k in z.files}
+        train_sha256 = str(z["train_sha256"])
+    return Competition(x_train=np.load(directory / "x_train.npy", mmap_mode="r"),
+                       x_test=np.load(directory / "x_test.npy", mmap_mode="r"), train_sha256=train_sha256,
+                       spec=apply_overrides(spec, overrides), source=str(source), **meta)
+
+
+def _allocator(directory):
+    def allocate(name, shape):
+        needed = int(np.prod(shape))
+        free = shutil.disk_usage(directory).free
+        if needed + DISK_MARGIN > free:
+            raise DataError(directory.parent, f"the cache of {name} ({shape[0]:,} images of {shape[1]}x{shape[2]}x"
+                                              f"{shape[3]}, {needed / 2**30:.1f} GiB) would not fit the free disk "
+                                              f"({free / 2**30:.1f} GiB): free some, or pass a smaller --image-size")
+        return np.lib.format.open_memmap(directory / f"{name}.npy", mode="w+", dtype=np.uint8, shape=shape)
+
+    return allocate

@@ -1,7 +1,9 @@
 """Stratified K-fold assignment, tied to the train data it was made from.
 
-`oof/folds.csv` holds `row,fold`; `oof/folds.json` beside it holds k, seed and the train
-file's sha256. Later stages call `load_folds`, which refuses folds made from other data.
+`oof/folds.csv` holds `row,fold`; `oof/folds.json` beside it holds k, seed and the data's
+identity (the training files' sha256 and the spec's). Later stages call `load_folds`, which
+refuses folds made from other data or for another spec; the stages after it carry `FOLD_KEYS`
+of the meta into every artifact, and refuse artifacts whose keys differ.
 """
 
 from pathlib import Path
@@ -14,6 +16,7 @@ from fer_kaggle.errors import FoldsError
 
 FOLDS_CSV = "folds.csv"
 FOLDS_META = "folds.json"
+FOLD_KEYS = ("k", "seed", "train_sha256", "spec_sha256")
 FIX_HINT = "run `fer-kaggle folds --force` (or `make folds FORCE=1`) to make folds for the current data"
 
 
@@ -31,11 +34,12 @@ def make_folds(labels, k=5, seed=0):
     return folds
 
 
-def write_folds(oof_dir, labels, train_sha256, k=5, seed=0, force=False):
-    """Write folds.csv and folds.json; keep existing valid folds unless `force`."""
+def write_folds(oof_dir, labels, identity, k=5, seed=0, force=False):
+    """Write folds.csv and folds.json; keep existing valid folds unless `force`. `identity`:
+    the competition's (`Competition.identity`: train_sha256 and spec_sha256)."""
     oof_dir = Path(oof_dir)
     if not force and (oof_dir / FOLDS_CSV).exists():
-        folds = load_folds(oof_dir, train_sha256, len(labels))
+        folds = load_folds(oof_dir, identity, len(labels))
         meta = atomic.read_json(oof_dir / FOLDS_META)
         if (meta["k"], meta["seed"]) == (k, seed):
             return folds, False
@@ -45,21 +49,31 @@ def write_folds(oof_dir, labels, train_sha256, k=5, seed=0, force=False):
         )
     folds = make_folds(labels, k, seed)
     # The meta first: a folds.csv without its meta is treated as missing.
-    atomic.write_json(oof_dir / FOLDS_META, {"k": k, "seed": seed, "train_sha256": train_sha256, "n_rows": len(labels)})
+    atomic.write_json(oof_dir / FOLDS_META, {"k": k, "seed": seed, **_identity(identity), "n_rows": len(labels)})
     atomic.write_text(oof_dir / FOLDS_CSV, "row,fold\n" + "".join(f"{i},{f}\n" for i, f in enumerate(folds.tolist())))
     return folds, True
 
 
-def load_folds(oof_dir, train_sha256, n_rows):
-    """The fold of every row, after checking the folds were made from this train data."""
+def _identity(identity):
+    return {"train_sha256": identity["train_sha256"], "spec_sha256": identity["spec_sha256"]}
+
+
+def load_folds(oof_dir, identity, n_rows):
+    """The fold of every row, after checking the folds were made from this train data and spec."""
     csv_path, meta_path = Path(oof_dir) / FOLDS_CSV, Path(oof_dir) / FOLDS_META
     if not csv_path.exists() or not meta_path.exists():
         raise FoldsError(f"{csv_path} does not exist: run `fer-kaggle folds` (or `make folds`) first")
     meta = atomic.read_json(meta_path)
-    if meta.get("train_sha256") != train_sha256:
+    identity = _identity(identity)
+    if meta.get("train_sha256") != identity["train_sha256"]:
         raise FoldsError(
             f"{csv_path} was made from other train data (sha256 {str(meta.get('train_sha256'))[:12]}..., "
-            f"the data in use is {train_sha256[:12]}...): {FIX_HINT}"
+            f"the data in use is {identity['train_sha256'][:12]}...): {FIX_HINT}"
+        )
+    if meta.get("spec_sha256") != identity["spec_sha256"]:
+        raise FoldsError(
+            f"{csv_path} was made for another competition spec (image size, channels, classes or symmetries "
+            f"differ{'; or before specs existed' if 'spec_sha256' not in meta else ''}): {FIX_HINT}"
         )
     table = np.loadtxt(csv_path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
     if table.shape != (n_rows, 2) or not np.array_equal(table[:, 0], np.arange(n_rows)):

@@ -1,6 +1,7 @@
-"""A fast, strict reader for the pixel CSV files of FER-style competitions.
+"""A fast, strict reader for the pixel CSV files of FER-style competitions (one field of
+space-separated pixels per row, a square image of any side: 2,304 pixels for FER2013's 48x48).
 
-The per-row metadata (label, id, usage) is read in Python; the 2,304 pixels of every row
+The per-row metadata (label, id, usage) is read in Python; the pixels of every row
 are parsed with vectorised numpy over the raw bytes, a chunk of rows at a time. When the
 vectorised pass flags a row, a slow per-row check finds the exact problem for the message.
 """
@@ -12,7 +13,6 @@ import numpy as np
 
 from fer_kaggle.errors import DataError
 
-N_PIXELS = 48 * 48
 CHUNK_ROWS = 2048
 _BOM = b"\xef\xbb\xbf"
 _PIXEL_TOKEN = re.compile(r"^[0-9]{1,3}$")
@@ -23,7 +23,7 @@ class PixelTable:
     """The rows of one pixel CSV: the key column (label or id), pixels, and optional usage."""
 
     keys: np.ndarray  # int64 (n,)
-    pixels: np.ndarray  # uint8 (n, 48, 48)
+    pixels: np.ndarray  # uint8 (n, side, side, 1)
     lines: np.ndarray  # int64 (n,), 1-based line number of each row in the file
     usage: list = None  # str per row, only for the fer2013.csv layout
 
@@ -86,10 +86,11 @@ def _parse_int_field(raw: bytes, name, line, what):
         raise DataError(name, f"{what} {text.decode('utf-8', 'replace')!r} is not an integer", line=line) from None
 
 
-def read_pixel_csv(data: bytes, name, columns, key_range=None):
+def read_pixel_csv(data: bytes, name, columns, key_range=None, n_pixels=None):
     """Parse a CSV whose columns are `columns`: (key, pixels) or (key, pixels, usage).
 
-    `key_range` (lo, hi) bounds the key column inclusively (used for labels).
+    `key_range` (lo, hi) bounds the key column inclusively (used for labels). Every row holds
+    `n_pixels` pixels (None: as many as the first row, a square number).
     Raises DataError naming the file, the line and the problem.
     """
     fields, offset = parse_header(data, name)
@@ -121,22 +122,29 @@ def read_pixel_csv(data: bytes, name, columns, key_range=None):
         else:
             pix_start[i], pix_end[i] = c1 + 1, e
 
-    pixels = np.empty((n, N_PIXELS), dtype=np.uint8)
+    if n_pixels is None:
+        n_pixels = len(data[pix_start[0] : pix_end[0]].split())
+        side = int(round(n_pixels**0.5))
+        if side * side != n_pixels or side < 8:
+            raise DataError(name, f"{columns[1]} has {n_pixels} values: not a square image of at least 8x8 pixels",
+                            line=int(lines[0]))
+    side = int(round(n_pixels**0.5))
+    pixels = np.empty((n, n_pixels), dtype=np.uint8)
     for lo in range(0, n, CHUNK_ROWS):
         hi = min(lo + CHUNK_ROWS, n)
-        values, bad = _parse_pixel_chunk(data, pix_start[lo:hi], pix_end[lo:hi])
+        values, bad = _parse_pixel_chunk(data, pix_start[lo:hi], pix_end[lo:hi], n_pixels)
         if bad is not None:
             row = lo + bad
-            problem = _diagnose_pixels(data[pix_start[row] : pix_end[row]], columns[1])
+            problem = _diagnose_pixels(data[pix_start[row] : pix_end[row]], columns[1], n_pixels)
             raise DataError(name, problem, line=int(lines[row]))
         pixels[lo:hi] = values
-    return PixelTable(keys=keys, pixels=pixels.reshape(n, 48, 48), lines=lines, usage=usage)
+    return PixelTable(keys=keys, pixels=pixels.reshape(n, side, side, 1), lines=lines, usage=usage)
 
 
-def _parse_pixel_chunk(data: bytes, rs: np.ndarray, re_: np.ndarray):
+def _parse_pixel_chunk(data: bytes, rs: np.ndarray, re_: np.ndarray, n_pixels):
     """Vectorised parse of the pixel fields [rs[i], re_[i]) of consecutive rows.
 
-    Returns (uint8 values of shape (rows, 2304), None) or (None, index of the first bad row).
+    Returns (uint8 values of shape (rows, n_pixels), None) or (None, index of the first bad row).
     """
     base = int(rs[0])
     buf = np.frombuffer(data, dtype=np.uint8, count=int(re_[-1]) - base, offset=base)
@@ -162,8 +170,8 @@ def _parse_pixel_chunk(data: bytes, rs: np.ndarray, re_: np.ndarray):
     # Row boundaries in the token list; a token never crosses a row's pixel field.
     bounds = np.searchsorted(tok_s, np.concatenate([rel_s, [len(buf)]]))
     counts = np.diff(bounds)
-    if np.any(counts != N_PIXELS):
-        bad_rows.add(int(np.flatnonzero(counts != N_PIXELS)[0]))
+    if np.any(counts != n_pixels):
+        bad_rows.add(int(np.flatnonzero(counts != n_pixels)[0]))
 
     length = tok_e - tok_s
     last = len(buf) - 1
@@ -179,16 +187,17 @@ def _parse_pixel_chunk(data: bytes, rs: np.ndarray, re_: np.ndarray):
 
     if bad_rows:
         return None, min(bad_rows)
-    return value.astype(np.uint8).reshape(rows, N_PIXELS), None
+    return value.astype(np.uint8).reshape(rows, n_pixels), None
 
 
-def _diagnose_pixels(field: bytes, column):
+def _diagnose_pixels(field: bytes, column, n_pixels):
     """The precise problem of one row's pixel field, for the error message."""
     tokens = field.decode("utf-8", "replace").strip().strip('"').split()
     for j, tok in enumerate(tokens, start=1):
         if not _PIXEL_TOKEN.match(tok) or int(tok) > 255:
             return f"{column} value {j} is {tok!r}, not an integer in 0-255"
-    return f"{column} has {len(tokens)} values, expected {N_PIXELS} (48x48)"
+    side = int(round(n_pixels**0.5))
+    return f"{column} has {len(tokens)} values, expected {n_pixels} ({side}x{side})"
 
 
 def read_id_label_csv(data: bytes, name, columns=("id", "label")):

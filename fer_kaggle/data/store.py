@@ -1,47 +1,56 @@
 """The data folder: which competition the later stages read, and getting one there.
 
-`<data_dir>/competition.json` names the source in use (a zip, directory or CSV, the
-demo competition, or a Kaggle download); `<data_dir>/cache/` holds its parsed arrays.
+`<data_dir>/competition.json` names the source in use (a zip, directory or CSV, a demo
+competition, or a Kaggle download) and the user's overrides of the spec; `<data_dir>/spec.json`
+is the spec settled for it (for a person to read, or to edit and give back with `--spec`);
+`<data_dir>/cache/` holds its parsed arrays.
 """
 
 from pathlib import Path
 
 from fer_kaggle import atomic
 from fer_kaggle.data.cache import load_cached
-from fer_kaggle.data.demo import write_demo_competition
 from fer_kaggle.data.download import download_competition
 from fer_kaggle.errors import DataError
+from fer_kaggle.spec import SPEC_FILE
 
 POINTER = "competition.json"
 
 
-def prepare(data_dir="data", source=None, download=None, demo=False, credentials=None):
-    """Choose the competition and parse it (validating every row, filling the cache).
+def prepare(data_dir="data", source=None, download=None, demo=None, credentials=None, overrides=None):
+    """Choose the competition and parse it (validating every row and image, filling the cache).
 
-    Order: an explicit `source`; `demo`; a `download` slug; the source already in use;
-    a Kaggle download of `credentials`'s competition when credentials exist; else the demo.
-    Returns (competition, kind); `kind` is one of local, kaggle, demo.
-    The pointer is written only after the data parsed, so bad input leaves no artifact.
-    """
+    Order: an explicit `source`; `demo` (a demo layout's name, True for the FER one); a
+    `download` slug; the source already in use; a Kaggle download of `credentials`'s
+    competition when credentials exist; else the demo. `overrides` change the spec (None:
+    those already in use for the same source). Returns (competition, kind); `kind` is one of
+    local, kaggle, demo. The pointer and spec are written only after the data parsed, so bad
+    input leaves no artifact."""
     data_dir = Path(data_dir)
+    pointer = atomic.read_json(data_dir / POINTER) if (data_dir / POINTER).exists() else None
     if source is not None:
         kind, path = "local", Path(source).resolve()
     elif demo:
-        kind, path = "demo", _demo_dir(data_dir)
+        kind, path = "demo", _demo_dir(data_dir, "ntu" if demo is True else demo)
     elif download:
         kind, path = "kaggle", _download(download, data_dir)
-    elif (data_dir / POINTER).exists():
-        pointer = atomic.read_json(data_dir / POINTER)
+    elif pointer is not None:
         kind, path = pointer["kind"], Path(pointer["source"])
         if kind == "demo" and not path.exists():
-            path = _demo_dir(data_dir)
+            path = _demo_dir(data_dir, pointer.get("demo", "ntu"))
     elif credentials:
         kind, path = "kaggle", _download(credentials, data_dir)
     else:
-        kind, path = "demo", _demo_dir(data_dir)
-    comp = load_cached(path, data_dir / "cache")
+        kind, path = "demo", _demo_dir(data_dir, "ntu")
+    if overrides is None:
+        same = pointer is not None and Path(pointer["source"]) == path
+        overrides = pointer.get("overrides", {}) if same else {}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    comp = load_cached(path, data_dir / "cache", overrides)
     comp.is_demo = kind == "demo"
-    atomic.write_json(data_dir / POINTER, {"kind": kind, "source": str(path), "train_sha256": comp.train_sha256})
+    atomic.write_json(data_dir / SPEC_FILE, comp.spec.to_json())
+    atomic.write_json(data_dir / POINTER, {"kind": kind, "source": str(path), "train_sha256": comp.train_sha256,
+                                           "overrides": overrides, "demo": path.name if kind == "demo" else None})
     return comp, kind
 
 
@@ -51,15 +60,21 @@ def load(data_dir="data"):
     if not pointer_path.exists():
         raise DataError(pointer_path, "no competition chosen yet: run `fer-kaggle data` (or `make data`) first")
     pointer = atomic.read_json(pointer_path)
-    comp = load_cached(pointer["source"], Path(data_dir) / "cache")
+    comp = load_cached(pointer["source"], Path(data_dir) / "cache", pointer.get("overrides", {}))
     comp.is_demo = pointer["kind"] == "demo"
     return comp
 
 
-def _demo_dir(data_dir):
-    directory = Path(data_dir) / "demo"
-    if not (directory / "train.csv").exists():
-        write_demo_competition(directory)
+def _demo_dir(data_dir, layout):
+    from fer_kaggle.data.synthetic import DEMO_LAYOUTS, write_demo
+
+    if layout not in DEMO_LAYOUTS:
+        from fer_kaggle.errors import ConfigError
+
+        raise ConfigError(f"unknown demo layout {layout!r}; choose one of {', '.join(DEMO_LAYOUTS)}")
+    directory = Path(data_dir) / ("demo" if layout == "ntu" else f"demo-{layout}")
+    if not (directory / "train.csv").exists() and not (directory / "COMPLETE").exists():
+        write_demo(directory, layout)
     return directory.resolve()
 
 

@@ -32,9 +32,9 @@ def train_matched_dnn(cnn_dir, comp, folds, workdir, progress=print):
     train_rows, valid_rows = split_rows(folds, 0)
     training.configure_backend()
     model, state = training.fit(
-        lambda: create_model("dnn_s", target_params=config["params"]),
+        lambda: create_model("dnn_s", comp.spec.input_shape, comp.spec.num_classes, target_params=config["params"]),
         comp.x_train[train_rows], comp.y_train[train_rows], comp.x_train[valid_rows], comp.y_train[valid_rows],
-        cfg, workdir, on_epoch=lambda s: progress(f"matched DNN, fold 1 epoch {s.epoch}/{s.planned_epochs}"),
+        cfg, workdir, comp.spec.num_classes, on_epoch=lambda s: progress(f"matched DNN, fold 1 epoch {s.epoch}/{s.planned_epochs}"),
     )
     probs = training.predict(model, comp.x_train[valid_rows], tta=cfg["tta"])
     return {

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from fer_kaggle.diagnostics.gradients import input_gradient
-from fer_kaggle.diagnostics.plots import figure, save
+from fer_kaggle.diagnostics.plots import figure, save, show_image
 
 
 def conv_layers(model):
@@ -14,10 +14,10 @@ def conv_layers(model):
 
 
 def maximize_filters(model, layer_name, filters, steps=60, step_size=8.0, seed=0, progress=None):
-    """Images (n, 48, 48) of pixel values 0-255 that maximize each filter's mean activation."""
+    """Images (n, h, w, c) of pixel values 0-255 that maximize each filter's mean activation."""
     sub = keras.Model(model.inputs, model.get_layer(layer_name).output)
     rng = np.random.default_rng(seed)
-    x = (128 + rng.normal(scale=20, size=(len(filters), 48, 48, 1))).astype("float32")
+    x = (128 + rng.normal(scale=20, size=(len(filters), *model.input_shape[1:]))).astype("float32")
     select = np.zeros((len(filters), sub.output_shape[-1]), dtype="float32")
     select[np.arange(len(filters)), filters] = 1.0
 
@@ -38,7 +38,7 @@ def maximize_filters(model, layer_name, filters, steps=60, step_size=8.0, seed=0
         x = np.clip(x, 0, 255)
         if progress and (step + 1) % 20 == 0:
             progress(f"filters of {layer_name}: gradient ascent step {step + 1}/{steps}")
-    return x[..., 0]
+    return x
 
 
 def plot_filters(images, filters, layer_name, path):
@@ -46,21 +46,20 @@ def plot_filters(images, filters, layer_name, path):
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, f in zip(axes.ravel(), images, filters):
-        im = ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+        show_image(ax, img)
         ax.set_title(f"filter {f}", fontsize=8)
-    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, label="pixel value")
     fig.suptitle(f"Inputs that maximize filters of {layer_name} (gradient ascent from noise)")
     return save(fig, path)
 
 
 def plot_activations(model, layer_name, image, path, max_maps=32):
     sub = keras.Model(model.inputs, model.get_layer(layer_name).output)
-    act = np.asarray(sub(image[None, :, :, None].astype("float32"), training=False))[0]
+    act = np.asarray(sub(np.asarray(image)[None].astype("float32"), training=False))[0]
     n = min(max_maps, act.shape[-1])
     fig, axes = figure("grid", nrows=4, ncols=(n + 1 + 3) // 4, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    axes.ravel()[0].imshow(image, cmap="gray", vmin=0, vmax=255)
+    show_image(axes.ravel()[0], image)
     axes.ravel()[0].set_title("input", fontsize=8)
     for i, ax in enumerate(axes.ravel()[1 : n + 1]):
         im = ax.imshow(act[..., i], cmap="viridis")

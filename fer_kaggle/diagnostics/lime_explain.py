@@ -4,24 +4,27 @@ import os
 
 import numpy as np
 
-from fer_kaggle.diagnostics.plots import figure, save
+from fer_kaggle.diagnostics.plots import as_rgb, figure, save
 
 
 def explain(model, images, num_samples=300, seed=0, progress=None):
-    """For each image: (predicted class, a 48x48 mask of the superpixels supporting it)."""
+    """For each uint8 (h, w, c) image: (predicted class, an (h, w) mask of the superpixels supporting it)."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # lime's own progress bar: ours is one line per image
     from lime import lime_image
     from lime.wrappers.scikit_image import SegmentationAlgorithm
 
+    gray = model.input_shape[-1] == 1
+
     def classify(rgb_batch):
-        gray = np.asarray(rgb_batch, dtype="float32").mean(axis=-1, keepdims=True)
-        return np.asarray(model.predict(gray, batch_size=256, verbose=0))
+        batch = np.asarray(rgb_batch, dtype="float32")
+        batch = batch.mean(axis=-1, keepdims=True) if gray else batch
+        return np.asarray(model.predict(batch, batch_size=256, verbose=0))
 
     explainer = lime_image.LimeImageExplainer(random_state=seed)
     segmenter = SegmentationAlgorithm("slic", n_segments=40, compactness=10, start_label=0, channel_axis=-1)
     results = []
     for i, image in enumerate(images):
-        rgb = np.repeat(image[..., None].astype("float64"), 3, axis=-1)
+        rgb = as_rgb(image) * 255.0
         explanation = explainer.explain_instance(rgb, classify, top_labels=1, hide_color=0, num_samples=num_samples,
                                                  segmentation_fn=segmenter, random_seed=seed, batch_size=num_samples)
         label = explanation.top_labels[0]
@@ -41,7 +44,7 @@ def plot_lime(images, results, true, class_names, path):
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, (label, mask), t in zip(axes.ravel(), images, results, true):
-        rgb = np.repeat(img[..., None] / 255.0, 3, axis=-1)
+        rgb = as_rgb(img)
         ax.imshow(mark_boundaries(rgb, mask.astype(int), color=(1, 0.8, 0)))
         ax.set_title(f"true {class_names[t]}\nexplains {class_names[label]}", fontsize=7)
     fig.suptitle("LIME: superpixels supporting the predicted class (outlined)")

@@ -29,3 +29,23 @@ def save(fig, path):
 def pixel_size(kind):
     w, h = SIZES[kind]
     return int(w * DPI), int(h * DPI)
+
+
+def show_image(ax, image, **kwargs):
+    """An image of the competition, uint8 (h, w, c): grayscale with a gray map, RGB as it is."""
+    import numpy as np
+
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        return ax.imshow(image, cmap="gray", vmin=0, vmax=255, **kwargs)
+    return ax.imshow(np.clip(image, 0, 255).astype("uint8"), **kwargs)
+
+
+def as_rgb(image):
+    """float RGB in [0, 1] of a uint8 (h, w, c) image, for overlays."""
+    import numpy as np
+
+    image = np.asarray(image, dtype="float64") / 255.0
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image

@@ -32,7 +32,7 @@ class Report:
     def _best(self):
         from fer_kaggle.cv import leaderboard_rows
 
-        rows = leaderboard_rows(self.oof_dir)
+        rows = leaderboard_rows(self.oof_dir, self.comp.spec.metric)
         if not rows:
             raise ConfigError(f"no finished variants in {self.oof_dir}/: run `fer-kaggle cv` first")
         return rows[0]["name"]
@@ -167,13 +167,11 @@ class Report:
 
     def _fold0_model(self, variant=None):
         """(variant, its fold-0 model, fold 0's held-out rows), loaded once per variant."""
-        import keras
-
-        import fer_kaggle.models  # noqa: F401  (registers the custom layers)
+        from fer_kaggle.shipped import load_model
 
         variant = variant or self.model_variant
         if variant not in self._models:
-            model = keras.models.load_model(self.oof_dir / variant / "fold0" / "model.keras", compile=False)
+            model = load_model(self.oof_dir / variant / "fold0" / "model.keras")
             with np.load(self.oof_dir / variant / "fold0" / "rows.npz") as rows:
                 self._models[variant] = (variant, model, rows["valid_rows"])
         return self._models[variant]
@@ -183,7 +181,7 @@ class Report:
         rows = saliency.pick_held_out(valid_rows, self.comp.y_train, 1, len(self.comp.class_names))
         images, true = self.comp.x_train[rows], self.comp.y_train[rows]
         maps = saliency.saliency_maps(model, images, true)
-        pred = np.asarray(model.predict(images[..., None].astype("float32"), verbose=0)).argmax(axis=1)
+        pred = np.asarray(model.predict(np.asarray(images).astype("float32"), verbose=0)).argmax(axis=1)
         png = saliency.plot_saliency(images, maps, true, pred, self.comp.class_names, self._png("saliency"),
                                      f"Saliency of {variant}'s fold-1 model on its held-out rows")
         atomic.write_json(self.out_dir / "saliency.json", {"variant": variant, "fold": 0, "rows": rows.tolist()})
@@ -221,14 +219,18 @@ class Report:
     def write_index(self):
         from fer_kaggle.cv import leaderboard_rows
 
-        board = leaderboard_rows(self.oof_dir)
+        spec = self.comp.spec
+        board = leaderboard_rows(self.oof_dir, spec.metric)
+        shape = f"{spec.height}x{spec.width} {'grayscale' if spec.channels == 1 else 'RGB'}"
         parts = [f"<h1>fer-kaggle report: {html.escape(self.target)}</h1>",
-                 f"<p>Data: {html.escape(self.comp.source)} ({len(self.comp.y_train)} training rows). Every figure "
+                 f"<p>Data: {html.escape(spec.competition or self.comp.source)} ({len(self.comp.y_train)} training "
+                 f"images, {shape}, {spec.num_classes} classes; metric {html.escape(spec.metric)}). Every figure "
                  "is computed from out-of-fold predictions or rows the model never trained on.</p>",
                  "<h2>Leaderboard</h2>",
-                 _table(["name", "kind", "accuracy", "log loss", "fold sd", "params", "fit s"],
-                        [[r["name"], r["kind"], _num(r["accuracy"]), _num(r["log_loss"]), _num(r["fold_accuracy_std"]),
-                          r["params"], r["fit_seconds"]] for r in board])]
+                 _table(["name", "kind", spec.metric, "accuracy", "log loss", "fold sd", "params", "fit s"],
+                        [[r["name"], r["kind"], _num(r["score"]) if r["metric"] == spec.metric else "",
+                          _num(r["accuracy"]), _num(r["log_loss"]), _num(r["fold_accuracy_std"]), r["params"],
+                          r["fit_seconds"]] for r in board])]
         for _, title, figures, body in self.sections:
             parts.append(f"<h2>{html.escape(title)}</h2>")
             for png, caption in figures:

@@ -1,10 +1,11 @@
 """Wide-shallow VGG-like networks with global average pooling: the most accuracy per second
-measured at 48x48 on a 2-core CPU (BENCHMARKS.md has the fold-0 curves that chose them)."""
+measured at 48x48 on a 2-core CPU (BENCHMARKS.md has the fold-0 curves that chose them). Any
+image size: images above 64 pixels a side are first halved by a strided stem."""
 
 import keras
 from keras import layers
 
-from fer_kaggle.models.layers import classifier, conv_bn_act, model_input
+from fer_kaggle.models.layers import classifier, conv_bn_act, model_input, strided_stem
 from fer_kaggle.models.registry import register_model
 
 
@@ -22,7 +23,7 @@ def _squeeze_excite(x, ratio=4):
 @register_model("vgg_fast48", width=48)
 def vgg_gap(input_shape, num_classes, width=16, convs=(1, 2, 2, 2), widths=None, squeeze_excite=False, dropout=0.3,
             act="relu", normalization="standardize"):
-    """Stages of 3x3 conv-BN-act at 48, 24, 12 and 6 pixels (max-pool between), widths doubling
+    """Stages of 3x3 conv-BN-act at 48, 24, 12 and 6 pixels (for 48x48; max-pool between), widths doubling
     from `width` (or `widths`, one per stage); one conv at full resolution, where a conv costs the
     most; optional squeeze-excitation after each stage; global average pooling and dropout before
     the classifier."""
@@ -30,6 +31,7 @@ def vgg_gap(input_shape, num_classes, width=16, convs=(1, 2, 2, 2), widths=None,
     if len(widths) != len(convs):
         raise ValueError(f"widths {tuple(widths)} and convs {tuple(convs)} must name the same stages")
     inputs, x = model_input(input_shape, normalization)
+    x = strided_stem(x, widths[0], act)
     for stage, n_convs in enumerate(convs):
         if stage:
             x = layers.MaxPooling2D()(x)

@@ -51,3 +51,22 @@ def conv_bn_act(x, filters, kernel=3, act="relu", padding="same", strides=1):
 
 def classifier(x, num_classes):
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+
+
+STEM_SIDE = 64  # larger images are halved by strided stem convolutions until they are at most this
+
+
+def stem_halvings(input_shape, max_side=STEM_SIDE):
+    """How many stride-2 stem convolutions bring the image's longer side to at most `max_side`."""
+    side, n = max(input_shape[0], input_shape[1]), 0
+    while side > max_side:
+        side, n = (side + 1) // 2, n + 1
+    return n
+
+
+def strided_stem(x, filters, act="relu", max_side=STEM_SIDE):
+    """The depth follows the image size: large images (256, 128 pixels) are brought down to the
+    size the stages were made for by stride-2 conv-BN-act layers; small ones pass unchanged."""
+    for _ in range(stem_halvings(x.shape[1:3], max_side)):
+        x = conv_bn_act(x, filters, 3, act, strides=2)
+    return x

@@ -1,9 +1,10 @@
-"""Families chosen for accuracy per FLOP on 48x48 inputs: residual and depthwise-separable."""
+"""Families chosen for accuracy per FLOP on 48x48 inputs: residual and depthwise-separable
+(any size: images above 64 pixels a side are first halved by a strided stem)."""
 
 import keras
 from keras import layers
 
-from fer_kaggle.models.layers import activation, classifier, conv_bn_act, model_input
+from fer_kaggle.models.layers import activation, classifier, conv_bn_act, model_input, strided_stem
 from fer_kaggle.models.registry import register_model
 
 
@@ -26,6 +27,7 @@ def resnet(input_shape, num_classes, width=32, blocks=(2, 2, 2), stem_stride=1, 
            normalization="standardize"):
     """A ResNet of basic blocks for 48x48: stages at 48, 24, 12 pixels (halved by a stride-2 stem), widths doubling."""
     inputs, x = model_input(input_shape, normalization)
+    x = strided_stem(x, width, act)
     x = conv_bn_act(x, width, 3, act, strides=stem_stride)
     for stage, n_blocks in enumerate(blocks):
         for b in range(n_blocks):
@@ -44,6 +46,7 @@ def xception(input_shape, num_classes, width=32, modules=4, stem_stride=1, dropo
     """A mini-Xception: a conv stem, then residual modules of two separable convs and a
     strided max-pool, widths doubling from `width`; global average pooling head."""
     inputs, x = model_input(input_shape, normalization)
+    x = strided_stem(x, max(16, width // 2), act)
     # (16 stem channels at least: 8-channel depthwise convolutions crashed oneDNN here.)
     x = conv_bn_act(x, max(16, width // 2), 3, act, strides=stem_stride)
     x = conv_bn_act(x, max(16, width // 2), 3, act)
@@ -66,6 +69,7 @@ def xception(input_shape, num_classes, width=32, modules=4, stem_stride=1, dropo
 def cnn_tiny(input_shape, num_classes, filters=(8, 16, 32), act="relu", normalization="standardize"):
     """A very small CNN for smoke runs and tests."""
     inputs, x = model_input(input_shape, normalization)
+    x = strided_stem(x, filters[0], act)
     for f in filters:
         x = conv_bn_act(x, f, 3, act)
         x = layers.MaxPooling2D()(x)

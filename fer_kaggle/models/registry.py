@@ -9,8 +9,6 @@ import inspect
 
 from fer_kaggle.errors import ConfigError
 
-INPUT_SHAPE = (48, 48, 1)
-NUM_CLASSES = 7
 _VARIANTS = {}
 
 
@@ -44,13 +42,18 @@ def model_hp(name, **overrides):
     return {**defaults, **hp, **overrides}
 
 
-def create_model(name, input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES, **overrides):
+def create_model(name, input_shape, num_classes, **overrides):
+    """The variant `name` for images of `input_shape` (height, width, channels) and
+    `num_classes` classes (the competition spec's): no default, so a stage that forgets to
+    pass them fails at once."""
     builder, _ = _lookup(name)
     hp = model_hp(name, **overrides)
     try:
         return builder(tuple(input_shape), num_classes, **hp)
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"model {name!r} cannot be built with {hp}: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"model {name!r} cannot take {tuple(input_shape)} images ({num_classes} classes) with "
+                          f"{hp}: {first[:200]}") from None
 
 
 def builder_of(name):

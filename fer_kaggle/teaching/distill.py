@@ -64,7 +64,7 @@ def train_final(variant, teacher, comp, oof_dir, alpha, temperature, epochs, tes
     """One student on every training row (and the test images): `oof/<variant>/final/model.keras`.
     Resumable; trains `epochs` epochs (what its folds trained), no validation rows left to it."""
     from fer_kaggle import training
-    from fer_kaggle.models import create_model
+    from fer_kaggle.shipped import save_model
 
     final_dir = Path(oof_dir) / variant.name / FINAL
     path = final_dir / "model.keras"
@@ -81,13 +81,10 @@ def train_final(variant, teacher, comp, oof_dir, alpha, temperature, epochs, tes
         log(f"distill: final student epoch {h['epoch']}/{state.planned_epochs}: loss {h['loss']:.4f} "
             f"({h['seconds']:.0f}s)")
 
-    model, state = training.fit(lambda: create_model(variant.model, **variant.model_hp), x, y, comp.x_train[sample],
-                            comp.y_train[sample], {**cfg, "select": "last", "early_stopping_patience": 0},
-                            final_dir, on_epoch=on_epoch, sample_weight=w)
-    with atomic.atomic_path(path) as tmp:
-        keras_path = Path(str(tmp) + ".keras")
-        model.save(keras_path)
-        keras_path.replace(tmp)
+    model, state = training.fit(lambda: variant.build(comp.spec), x, y, comp.x_train[sample], comp.y_train[sample],
+                                {**cfg, "select": "last", "early_stopping_patience": 0}, final_dir,
+                                comp.spec.num_classes, on_epoch=on_epoch, sample_weight=w)
+    save_model(model, path, comp.spec)
     for leftover in [state.checkpoint, state.best_weights, "state.json"]:
         if leftover and (final_dir / leftover).exists():
             (final_dir / leftover).unlink()

@@ -77,7 +77,7 @@ class Teacher:
         return self.combine(None, self.tests)
 
     def fold_predict(self, k, images):
-        """The fold-k teacher's probabilities of any (n, 48, 48) images, each member with its TTA."""
+        """The fold-k teacher's probabilities of any (n, h, w, c) images of the competition's size, each member with its TTA."""
         return self.combine(k, [self._predict_member(m, c, [k], images) for m, c in zip(self.members, self.configs)])
 
     def predict(self, images):
@@ -110,11 +110,7 @@ def load_fold_model(fold_dir):
 
 
 def load_model_file(path):
-    """A saved fer-kaggle model (its preprocessing is inside it), ready to predict."""
-    import keras
+    """A saved fer-kaggle model, ready to predict."""
+    from fer_kaggle.shipped import load_model
 
-    import fer_kaggle.models  # noqa: F401  (registers the custom layers)
-
-    if not Path(path).exists():
-        raise ConfigError(f"{path}: no such model file")
-    return keras.models.load_model(path, compile=False)
+    return load_model(path)

@@ -224,7 +224,7 @@ def epoch_arrays(x, y, cfg, epoch, num_classes, sample_weight=None):
     bs = cfg["batch_size"]
     order = np.random.default_rng([cfg["seed"], epoch, 0]).permutation(len(x))
     order = order[: max(1, len(x) // bs) * bs] if len(x) >= bs else order
-    images = x[order, :, :, None]  # the pixels' own dtype (uint8: a quarter of float32's bytes); the step casts
+    images = x[order]  # (batch rows, h, w, c) in the pixels' own dtype (uint8: a quarter of float32's bytes); the step casts
     soft = np.ndim(y) == 2
     targets = y[order].astype("float32") if soft else np.eye(num_classes, dtype="float32")[y[order]]
     weights = None

@@ -19,7 +19,7 @@ DEFAULTS = {
     "ema": 0.0,  # momentum of the exponential moving average of the weights, 0 = off
     "label_smoothing": 0.0,
     "class_weight": "none",  # none, balanced
-    "flip": True,  # horizontal flips only: vertical flips change the expression
+    "flip": True,  # horizontal flips only (vertical ones change a face); off where the spec has no mirror symmetry
     "shift": 0.1,  # fraction of the image
     "zoom": 0.1,
     "rotation": 0.05,  # fraction of a full turn (0.05 = 18 degrees)
@@ -30,7 +30,7 @@ DEFAULTS = {
     "progressive_size": 32,  # pixels per side of those epochs (progressive resizing; the rest train at full size)
     "val_every": 0,  # validate every N epochs; 0 = as often as costs under 5% of the training time
     "checkpoint_seconds": 60.0,  # the least seconds between checkpoints (a killed run redoes at most this)
-    "tta": "flip",  # none, flip, flip+crops
+    "tta": "flip",  # none, flip, crops, flip+crops (without mirror symmetry: flip -> none, flip+crops -> crops)
     "seed": 0,
     "mixed_precision": False,  # bfloat16 compute (GPU presets)
 }
@@ -39,7 +39,7 @@ CHOICES = {
     "schedule": ("cosine", "linear", "onecycle", "constant", "plateau"),
     "select": ("last", "best"),
     "class_weight": ("none", "balanced"),
-    "tta": ("none", "flip", "flip+crops"),
+    "tta": ("none", "flip", "crops", "flip+crops"),
 }
 
 

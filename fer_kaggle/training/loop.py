@@ -94,7 +94,7 @@ def build_training_model(build_model, cfg, planned_steps):
     return model
 
 
-def measure_step_seconds(build_model, cfg, num_classes=7, steps=4, min_seconds=1.0, max_steps=64):
+def measure_step_seconds(build_model, cfg, steps=4, min_seconds=1.0, max_steps=64):
     """Seconds of one training step (augmentation included) on random pixels: what plans a run
     before it starts. Wall time of whole `fit` calls after a warm-up call that traces, since a
     step's own end is not its work's end where the backend dispatches asynchronously (JAX on a
@@ -103,12 +103,13 @@ def measure_step_seconds(build_model, cfg, num_classes=7, steps=4, min_seconds=1
     compilation or a busy moment in one does not plan the whole run)."""
     cfg = {**cfg, "epochs": 1}
     model = build_training_model(build_model, cfg, steps)
+    shape, num_classes = tuple(model.input_shape[1:]), int(model.output_shape[-1])
     _ready_to_train(model)  # fit() is called again on the same model
     rng = np.random.default_rng(0)
     bs = cfg["batch_size"]
 
     def timed_fit(n_steps):
-        x = rng.integers(0, 256, size=(n_steps * bs, 48, 48), dtype=np.uint8)
+        x = rng.integers(0, 256, size=(n_steps * bs, *shape), dtype=np.uint8)
         y = rng.integers(0, num_classes, size=n_steps * bs)
         images, targets, _ = epoch_arrays(x, y, cfg, 0, num_classes)
         t0 = time.perf_counter()
@@ -123,7 +124,7 @@ def measure_step_seconds(build_model, cfg, num_classes=7, steps=4, min_seconds=1
         steps *= 4
 
 
-def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7, time_budget=None,
+def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes, time_budget=None,
         step_seconds=None, on_epoch=None, sample_weight=None, stop_at=None):
     """Train on (x_train, y_train); validate on (x_val, y_val) at a cadence that costs under 5%.
 
@@ -131,7 +132,8 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes=7
     teacher's); `sample_weight` weighs training rows. `stop_at` (a `time.time()`) ends the
     process's piece: an epoch that would not end by then is not started; the run is
     checkpointed and PieceEnded raised (at least one epoch runs in each piece).
-    `build_model()` returns a fresh, uncompiled model of raw 48x48 pixels. `workdir` keeps the
+    `build_model()` returns a fresh, uncompiled model of raw pixels (n, h, w, c) and
+    `num_classes` outputs. `workdir` keeps the
     resumable state. `time_budget` (seconds of this call) plans the epochs, from
     `step_seconds` when given (else from cfg['epochs'] until the first steps are timed).
     Returns (the model that predicts: the last weights, their moving average with `ema`, or

@@ -2,24 +2,32 @@
 
 import numpy as np
 
-TTA_VIEWS = {"none": 1, "flip": 2, "flip+crops": 10}
+TTA_VIEWS = {"none": 1, "flip": 2, "crops": 5, "flip+crops": 10}
+TTA_SHIFT = 1 / 24  # the diagonal shifts of the crops, as a fraction of the side (2 pixels at 48)
+
+
+def without_mirror(tta):
+    """The TTA that a competition without mirror symmetry (digits, text) uses instead."""
+    return {"flip": "none", "flip+crops": "crops"}.get(tta, tta)
 
 
 def predict(model, x, tta="flip", batch_size=512):
-    """Class probabilities (float32, rows summing to 1) of (n, 48, 48) pixels, averaged over
-    test-time augmentations: the image and its mirror, and (flip+crops) each of the two shifted
-    diagonally by 2 pixels four ways. Mirrored and unmirrored views stay balanced: on the cpu
-    preset's fold models, shifts of the unmirrored image only scored below the mirror alone."""
-    views = [x]
-    if tta in ("flip", "flip+crops"):
-        views.append(x[:, :, ::-1])
-    if tta == "flip+crops":
+    """Class probabilities (float32, rows summing to 1) of uint8 (n, h, w, c) images, averaged
+    over test-time augmentations: the image and its mirror (flip), and each of them shifted
+    diagonally four ways by TTA_SHIFT of the side (crops: the image and its four shifts only).
+    Mirrored and unmirrored views stay balanced: on the cpu preset's fold models, shifts of the
+    unmirrored image only scored below the mirror alone."""
+    x = np.asarray(x)
+    bases = [x, x[:, :, ::-1]] if tta in ("flip", "flip+crops") else [x]
+    views = list(bases)
+    if tta in ("crops", "flip+crops"):
         h, w = x.shape[1:3]
-        for image in (x, x[:, :, ::-1]):
-            padded = np.pad(image, ((0, 0), (2, 2), (2, 2)), mode="edge")
-            views += [padded[:, dy : dy + h, dx : dx + w] for dy in (0, 4) for dx in (0, 4)]
+        p = max(1, int(round(TTA_SHIFT * min(h, w))))
+        for image in bases:
+            padded = np.pad(image, ((0, 0), (p, p), (p, p), (0, 0)), mode="edge")
+            views += [padded[:, dy: dy + h, dx: dx + w] for dy in (0, 2 * p) for dx in (0, 2 * p)]
     probs = np.zeros((len(x), model.output_shape[-1]), dtype=np.float64)
     for view in views:
-        probs += model.predict(view[..., None].astype("float32"), batch_size=batch_size, verbose=0)
+        probs += model.predict(view.astype("float32"), batch_size=batch_size, verbose=0)
     probs /= probs.sum(axis=1, keepdims=True)
     return probs.astype(np.float32)

@@ -1,0 +1,5 @@
+import sys
+
+from fer_kaggle.cli import main
+
+sys.exit(main())

@@ -1,0 +1,104 @@
+"""What the commands share: one command's description (its arguments, example and handler
+together), and the helpers several handlers use."""
+
+import os
+import resource
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass
+class Command:
+    name: str
+    help: str
+    example: str
+    arguments: Callable  # arguments(parser): adds the command's options
+    run: Callable  # run(args): the handler
+    locks: bool = False  # whether it writes to the OOF folder (one such run at a time)
+
+
+def names(text):
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def load_folds(oof_dir, comp):
+    from fer_kaggle.atomic import read_json
+    from fer_kaggle.data import load_folds as load
+
+    folds = load(oof_dir, comp.identity, len(comp.y_train))
+    return read_json(os.path.join(oof_dir, "folds.json")), folds
+
+
+def use_preset(preset, comp):
+    """The preset to run (demo on the demo data, else cpu); its backend unless KERAS_BACKEND is set."""
+    from fer_kaggle import presets
+
+    preset = preset or ("demo" if comp.is_demo else "cpu")
+    if "backend" in presets.PRESETS.get(preset, {}) and "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", presets.PRESETS[preset]["backend"])
+    return preset
+
+
+def add_run_options(p, variants_help):
+    p.add_argument("--preset", help="smoke, demo, cpu or gpu: settings, time limit, jobs, backend (default: demo on "
+                                    "the demo data, else cpu)")
+    if variants_help:
+        p.add_argument("--variants", help=variants_help)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a training setting or a model hyperparameter (repeatable)")
+    p.add_argument("--tag", help="suffix for the variants' folder names, to keep runs with other settings apart")
+    p.add_argument("--time-limit", type=float, help="seconds for each training run, set-up included (default: the preset's)")
+    p.add_argument("--jobs", type=int, help="parallel fold jobs (default: the preset's)")
+    p.add_argument("--threads", type=int, help="threads per fold job (default: cores / jobs)")
+    p.add_argument("--piece-seconds", type=float,
+                   help="stop, checkpointed, when no further epoch fits in this many seconds; exit status 75 "
+                        "then means: run the same command again to resume (the time limit counts every piece); "
+                        "0 = one piece (default: the preset's, 550 for gpu)")
+
+
+def trainer(args, comp, folds, folds_meta, preset):
+    """A function that trains variants K-fold with the run's options (time limit, jobs) and
+    prints their leaderboard: what cv does, and what pseudo and distill do with new variants."""
+    from fer_kaggle import presets
+    from fer_kaggle.cv import run_cv
+
+    time_limit = args.time_limit if args.time_limit is not None else presets.PRESETS[preset]["time_limit"]
+    jobs = args.jobs or presets.PRESETS[preset]["jobs"]
+    piece = args.piece_seconds if args.piece_seconds is not None else presets.PRESETS[preset].get("piece_seconds")
+
+    def train(variants):
+        limit = f", time limit {time_limit:.0f}s" if time_limit else ""
+        spec = comp.spec
+        print(f"{args.command}: preset {preset}, {len(variants)} variants x {folds.max() + 1} folds on "
+              f"{len(comp.y_train)} images {spec.height}x{spec.width}x{spec.channels}, {spec.num_classes} classes, "
+              f"metric {spec.metric} ({'demo' if comp.is_demo else comp.source}){limit}, {jobs} job(s)", flush=True)
+        rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir, time_limit=time_limit or None, jobs=jobs,
+                      scheduler=getattr(args, "scheduler", None), threads=args.threads, preset=preset,
+                      piece_seconds=piece or None)
+        print_leaderboard(rows, only={v.name for v in variants})
+        peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        print(f"{args.command}: peak resident memory of one process {peak / 2**20:.2f} GiB")
+        return rows
+
+    return train
+
+
+def print_leaderboard(rows, only=None):
+    metric = rows[0]["metric"] if rows else "accuracy"
+    print(f"{'name':24s} {'kind':8s} {metric[:9]:>9s} {'accuracy':>8s} {'log_loss':>8s} {'fold_sd':>7s} {'params':>11s} "
+          f"{'MFLOPs':>8s} {'fit_s':>8s} {'pred_s':>7s} selected")
+    for r in rows:
+        mark = "*" if only and r["name"] in only else " "
+        flops = f"{r['flops'] / 1e6:8.1f}" if r["flops"] != "" else f"{'':8s}"
+        params = f"{r['params']:11,d}" if r["params"] != "" else f"{'':11s}"
+        score = f"{float(r['score']):9.4f}" if r["metric"] == metric else f"{'':9s}"
+        print(f"{mark}{r['name']:23s} {r['kind']:8s} {score} {r['accuracy']:8.4f} {r['log_loss']:8.4f} "
+              f"{float(r['fold_accuracy_std'] or 0):7.4f} {params} {flops} {float(r['fit_seconds'] or 0):8.0f} "
+              f"{float(r['predict_seconds'] or 0):7.0f} {r.get('selected', '')}")
+
+
+def bincount(labels, n):
+    import numpy as np
+
+    return np.bincount(labels, minlength=n).tolist()

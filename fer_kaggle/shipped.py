@@ -1,0 +1,49 @@
+"""Shipped models: a `.keras` file that carries the competition spec it was trained for
+(`fer_kaggle_spec.json`, a member added to Keras's zip), so `predict` brings new images of any
+size and mode to it as training did, and writes labels as the competition names them."""
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+from fer_kaggle import atomic
+from fer_kaggle.errors import ConfigError
+
+SPEC_MEMBER = "fer_kaggle_spec.json"
+
+
+def save_model(model, path, spec=None):
+    """Save `model` to `path` atomically, with `spec` (a Spec) inside it."""
+    with atomic.atomic_path(path) as tmp:
+        keras_path = Path(str(tmp) + ".keras")  # Keras insists on the suffix
+        model.save(keras_path)
+        if spec is not None:
+            with zipfile.ZipFile(keras_path, "a") as z:
+                z.writestr(SPEC_MEMBER, json.dumps(spec.to_json(), indent=1))
+        os.replace(keras_path, tmp)
+    return path
+
+
+def load_model(path):
+    """A saved fer-kaggle model (its preprocessing is inside it), ready to predict."""
+    import keras
+
+    import fer_kaggle.models  # noqa: F401  (registers the custom layers)
+
+    if not Path(path).exists():
+        raise ConfigError(f"{path}: no such model file")
+    return keras.models.load_model(path, compile=False)
+
+
+def spec_of(path):
+    """The Spec a shipped model carries, or None (a model saved without one)."""
+    from fer_kaggle.spec import Spec
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            if SPEC_MEMBER not in z.namelist():
+                return None
+            return Spec.from_json(json.loads(z.read(SPEC_MEMBER)))
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise ConfigError(f"{path}: not a readable .keras model ({e})") from None
