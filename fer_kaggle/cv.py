@@ -325,8 +325,12 @@ class Progress:
 
 
 def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jobs=1, scheduler=None,
-           threads=None, preset=None, log=None, piece_seconds=None):
+           threads=None, preset=None, log=None, piece_seconds=None, only_folds=None):
     """Train every variant on every fold (skipping finished folds), assemble, rank.
+
+    `only_folds` (fold numbers) trains those folds only: a one-fold experiment, whose fold
+    scores are in `oof/<variant>/fold<k>/done.json`; a variant is assembled once all its
+    folds are done.
 
     `piece_seconds` ends this call (PieceEnded) when no further epoch fits in that many
     seconds; calling it again resumes, the time limit counting every piece's seconds.
@@ -350,7 +354,8 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
         model = variant.build(comp.spec)
         params, flops = int(model.count_params()), count_flops(model)
         _check_or_write_config(oof_dir / variant.name, variant_config(variant, folds_meta, params, flops, preset))
-        todo = [k for k in range(n_folds) if not (oof_dir / variant.name / f"fold{k}" / "done.json").exists()]
+        todo = [k for k in range(n_folds) if not (oof_dir / variant.name / f"fold{k}" / "done.json").exists()
+                and (only_folds is None or k in only_folds)]
         pending += [(variant, k) for k in todo]
         if todo:  # seconds of one fold job at its full epochs, from a short measured fit
             build = lambda v=variant: v.build(comp.spec)  # noqa: E731
@@ -394,7 +399,8 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
         (oof_dir / LEDGER).unlink(missing_ok=True)  # every job is done: a later run starts afresh
 
     for variant in variants:
-        finalize_variant(oof_dir / variant.name, comp, folds)
+        if all((oof_dir / variant.name / f"fold{k}" / "done.json").exists() for k in range(n_folds)):
+            finalize_variant(oof_dir / variant.name, comp, folds)
     return write_leaderboard(oof_dir, comp.spec.metric)
 
 

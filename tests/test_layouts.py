@@ -1,7 +1,6 @@
 """Every layout the reader accepts, from a directory and from a zip, and every bad input of the
 issue's list: one line naming the file (and row or image) and the problem, nothing written."""
 
-import io
 import shutil
 import zipfile
 

@@ -73,15 +73,33 @@ def trainer(args, comp, folds, folds_meta, preset):
         print(f"{args.command}: preset {preset}, {len(variants)} variants x {folds.max() + 1} folds on "
               f"{len(comp.y_train)} images {spec.height}x{spec.width}x{spec.channels}, {spec.num_classes} classes, "
               f"metric {spec.metric} ({'demo' if comp.is_demo else comp.source}){limit}, {jobs} job(s)", flush=True)
+        only = [int(k) for k in args.folds.split(",")] if getattr(args, "folds", None) else None
         rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir, time_limit=time_limit or None, jobs=jobs,
                       scheduler=getattr(args, "scheduler", None), threads=args.threads, preset=preset,
-                      piece_seconds=piece or None)
+                      piece_seconds=piece or None, only_folds=only)
+        if only:
+            _print_folds(args.oof_dir, variants, only)
         print_leaderboard(rows, only={v.name for v in variants})
         peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
         print(f"{args.command}: peak resident memory of one process {peak / 2**20:.2f} GiB")
         return rows
 
     return train
+
+
+def _print_folds(oof_dir, variants, folds):
+    from pathlib import Path
+
+    from fer_kaggle.atomic import read_json
+
+    for v in variants:
+        for k in folds:
+            path = Path(oof_dir) / v.name / f"fold{k}" / "done.json"
+            if path.exists():
+                d = read_json(path)
+                print(f"{v.name} fold {k}: {d.get('metric', 'accuracy')} {d.get('score', d['accuracy']):.4f}, "
+                      f"accuracy {d['accuracy']:.4f}, log loss {d['log_loss']:.4f}, {d['epochs']} epochs, "
+                      f"{d['fit_seconds']:.0f}s fit, {d['predict_seconds']:.0f}s predict")
 
 
 def print_leaderboard(rows, only=None):

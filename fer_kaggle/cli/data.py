@@ -13,7 +13,8 @@ DEFAULT_COMPETITION = os.environ.get("COMPETITION") or "challenges-in-representa
 def data_arguments(p):
     group = p.add_mutually_exclusive_group()
     group.add_argument("--source", help="a competition zip, an extracted directory, a CSV, or a device pack (.npz)")
-    group.add_argument("--download", action="store_true", help="download --competition with the Kaggle API")
+    group.add_argument("--download", nargs="?", const=True, metavar="SLUG",
+                       help="download a competition with the Kaggle API (SLUG, else --competition)")
     group.add_argument("--demo", nargs="?", const="ntu", metavar="LAYOUT",
                        help="use a synthetic demo competition: ntu (FER-like faces, the default), digits, images, "
                             "folders")
@@ -68,7 +69,8 @@ def run_data(args):
     from fer_kaggle.data.download import kaggle_credentials_present
 
     credentials = args.competition if kaggle_credentials_present() else None
-    comp, kind = store.prepare(args.data_dir, source=args.source, download=args.competition if args.download else None,
+    slug = args.download if isinstance(args.download, str) else args.competition
+    comp, kind = store.prepare(args.data_dir, source=args.source, download=slug if args.download else None,
                                demo=args.demo, credentials=credentials, overrides=overrides(args))
     if kind == "demo" and not args.demo:
         print("no competition data given (--source/DATA) and no Kaggle credentials: using the synthetic demo competition")
@@ -117,8 +119,9 @@ def pack_arguments(p):
 
 COMMANDS = [
     Command("data", "choose the competition, validate every row and image, settle its spec, cache the arrays",
-            "fer-kaggle data --source ../shared/data/cifar-10.zip\n  fer-kaggle data --source digits.zip --metric "
-            "accuracy --no-flip\n  fer-kaggle data --demo images --data-dir /tmp/demo", data_arguments, run_data),
+            "fer-kaggle data --source ../shared/data/cifar-10.zip\n  fer-kaggle data --download digit-recognizer\n"
+            "  fer-kaggle data --source seedlings.zip --metric macro_f1 --no-flip\n"
+            "  fer-kaggle data --demo images --data-dir /tmp/demo", data_arguments, run_data),
     Command("folds", "write oof/folds.csv: stratified K folds of the training rows", "fer-kaggle folds --k 5 --seed 0",
             folds_arguments, run_folds, locks=True),
     Command("pack", "write the competition in use as one .npz (a device pack, to carry to a GPU machine)",

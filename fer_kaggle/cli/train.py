@@ -20,6 +20,8 @@ def run_cv(args):
 
 def cv_arguments(p):
     add_run_options(p, "comma-separated variant names (default: the preset's)")
+    p.add_argument("--folds", metavar="K[,K]", help="train these folds only (a one-fold experiment: its scores are "
+                                                    "printed; the variant is assembled once every fold is done)")
     p.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to run the fold jobs on")
 
 
@@ -173,7 +175,8 @@ def distill_arguments(p):
 
 COMMANDS = [
     Command("cv", "K-fold CV of model variants: OOF and test probabilities, leaderboard",
-            "fer-kaggle cv --preset cpu\n  fer-kaggle cv --variants vgg_fast16 --set epochs=20 --time-limit 1800",
+            "fer-kaggle cv --preset cpu\n  fer-kaggle cv --variants vgg_fast16 --set epochs=20 --time-limit 1800\n"
+            "  fer-kaggle cv --folds 0 --time-limit 690 --tag f0",
             cv_arguments, run_cv, locks=True),
     Command("tune", "keras-tuner architecture search under a parameter budget, maximizing the competition's metric",
             "fer-kaggle tune --search xc --family xception --max-params 500000 --trials 10", tune_arguments, run_tune),

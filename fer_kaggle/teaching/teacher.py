@@ -24,7 +24,7 @@ def resolve_teacher(source, oof_dir, submissions_dir="submissions"):
     if source is None:
         manifests = sorted(Path(submissions_dir).glob("*.json"))
         if not manifests:
-            raise ConfigError(f"no blend to learn from: run `fer-kaggle blend` first, or name a teacher with --from")
+            raise ConfigError("no blend to learn from: run `fer-kaggle blend` first, or name a teacher with --from")
         manifest = atomic.read_json(manifests[-1])
         return list(manifest["members"]), manifest["method"]
     blend_dir = oof_dir / (source if source.startswith(BLEND_PREFIX) else BLEND_PREFIX + source)
