@@ -244,12 +244,19 @@ def nested_decisions(method, metric, oofs, y, folds, seed=0):
 
 class BestBlend:
     """Picks among the methods by the competition's `metric` in nested cross-validation (the
-    decision the metric needs fitted inside it; ties by log loss), then refits the chosen
-    method, and its decision, on all OOF rows. `scores_` holds every method's nested-CV score,
-    accuracy and log loss; `nested_` and `nested_values_` its nested predictions and values."""
+    decision the metric needs fitted inside it), then refits the chosen method, and its
+    decision, on all OOF rows. Methods whose score is within `noise` paired standard errors of
+    the best (a bootstrap of the rows, the same resamples for every method) are ties, and the
+    one of lowest log loss among them is chosen: a method whose lead is within noise (rank
+    averaging ahead by 45 of 50,000 rows on accuracy, its log loss three times the others') is
+    not worth its worse probabilities. `scores_` holds every method's nested-CV score, accuracy,
+    log loss and standard error of its difference to the best; `nested_` and `nested_values_`
+    its nested predictions and values."""
 
-    def __init__(self, folds, metric, methods=("mean", "weighted", "caruana", "stack", "rank"), seed=0):
+    def __init__(self, folds, metric, methods=("mean", "weighted", "caruana", "stack", "rank"), seed=0, noise=2.0,
+                 resamples=100):
         self.folds, self.metric, self.methods, self.seed = np.asarray(folds), metric, tuple(methods), seed
+        self.noise, self.resamples = noise, resamples
 
     def fit(self, oofs, y, progress=None):
         """`progress(message, fraction)`, when given, hears of each method as it is scored."""
@@ -265,12 +272,31 @@ class BestBlend:
             self.nested_[method], self.nested_values_[method] = nested, values
             self.scores_[method] = {"score": metric.score(values, y), "accuracy": accuracy(nested, y),
                                     "log_loss": log_loss(nested, y)}
-        self.method_ = min(self.methods, key=lambda m: (metric.sort_key(self.scores_[m]["score"]),
-                                                        self.scores_[m]["log_loss"]))
+        self.method_ = self._choose(metric, y)
         self.blender_ = make_blender(self.method_, self.seed).fit(oofs, y)
         self.decision_ = decision_for(metric.name).fit(self.blender_.predict_proba(oofs), y)
         return self
 
     def predict_proba(self, probs):
         return self.blender_.predict_proba(probs)
+
+    def _choose(self, metric, y):
+        """The best by the metric, or the lowest log loss among the methods tied with it."""
+        leader = min(self.methods, key=lambda m: (metric.sort_key(self.scores_[m]["score"]), self.scores_[m]["log_loss"]))
+        rng = np.random.default_rng(self.seed)
+        samples = [rng.integers(0, len(y), len(y)) for _ in range(self.resamples)] if len(self.methods) > 1 else []
+        best = self.nested_values_[leader]
+        tied = []
+        for m in self.methods:
+            if m == leader:
+                self.scores_[m]["difference_se"] = 0.0
+                tied.append(m)
+                continue
+            values = self.nested_values_[m]
+            differences = [metric.score(values[r], y[r]) - metric.score(best[r], y[r]) for r in samples]
+            se = float(np.std(differences))
+            self.scores_[m]["difference_se"] = se
+            if abs(self.scores_[m]["score"] - self.scores_[leader]["score"]) <= self.noise * se:
+                tied.append(m)
+        return min(tied, key=lambda m: self.scores_[m]["log_loss"])
 

@@ -97,3 +97,24 @@ def test_a_blend_chosen_by_the_metric_fits_its_decision_inside_nested_cv():
     a = nested_decisions("mean", "macro_f1", members, y, folds)[1]
     b = nested_decisions("mean", "macro_f1", members, flipped, folds)[1]
     assert np.array_equal(a[folds == 2], b[folds == 2])
+
+
+def test_a_lead_within_noise_goes_to_the_method_of_lower_log_loss():
+    from fer_kaggle.ensemble import BestBlend
+
+    probs, y = random_probs(2000, 4, seed=8, skill=1.2)
+    folds = np.arange(2000) % 4
+    # rank averaging of one member keeps nearly the same argmax (a tiny accuracy edge either way)
+    # with far worse probabilities: within noise, the mean (lower log loss) is chosen
+    best = BestBlend(folds, "accuracy", methods=("mean", "rank")).fit([probs], y)
+    assert best.method_ == "mean" and best.scores_["rank"]["log_loss"] > best.scores_["mean"]["log_loss"]
+    assert abs(best.scores_["rank"]["score"] - best.scores_["mean"]["score"]) <= 2 * max(
+        best.scores_["rank"]["difference_se"], best.scores_["mean"]["difference_se"])
+    # a lead far beyond noise wins: a member that under-predicts one class, which rank averaging
+    # (per-class ranks) repairs for the argmax
+    skewed = probs.copy()
+    skewed[:, 3] *= 0.15
+    skewed /= skewed.sum(axis=1, keepdims=True)
+    clear = BestBlend(folds, "accuracy", methods=("mean", "rank")).fit([skewed], y)
+    assert clear.scores_["rank"]["score"] > clear.scores_["mean"]["score"] + 2 * clear.scores_["mean"]["difference_se"]
+    assert clear.method_ == "rank"
