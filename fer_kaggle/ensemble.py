@@ -242,6 +242,15 @@ def nested_decisions(method, metric, oofs, y, folds, seed=0):
     return out, values
 
 
+def _difference(metric, values, best, y, rows):
+    """The metric of `values` minus that of `best` on resampled `rows` (None where the metric
+    is undefined there: a resample of a tiny set without one of two classes, for ROC AUC)."""
+    try:
+        return metric.score(values[rows], y[rows]) - metric.score(best[rows], y[rows])
+    except ValueError:
+        return None
+
+
 class BestBlend:
     """Picks among the methods by the competition's `metric` in nested cross-validation (the
     decision the metric needs fitted inside it), then refits the chosen method, and its
@@ -293,8 +302,9 @@ class BestBlend:
                 tied.append(m)
                 continue
             values = self.nested_values_[m]
-            differences = [metric.score(values[r], y[r]) - metric.score(best[r], y[r]) for r in samples]
-            se = float(np.std(differences))
+            differences = [_difference(metric, values, best, y, r) for r in samples]
+            differences = [d for d in differences if d is not None]
+            se = float(np.std(differences)) if differences else 0.0
             self.scores_[m]["difference_se"] = se
             if abs(self.scores_[m]["score"] - self.scores_[leader]["score"]) <= self.noise * se:
                 tied.append(m)
