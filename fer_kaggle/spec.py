@@ -90,7 +90,7 @@ class Spec:
                 problems.append(f"{name} {getattr(self, name)!r} (one of {', '.join(allowed)})")
         if self.submission == "positive" and len(self.labels) != 2:
             problems.append(f"submission 'positive' with {len(self.labels)} classes (it needs two)")
-        if self.label_kind == "number" and not all(_is_int(v) for v in self.labels):
+        if self.label_kind == "number" and not all(is_integer_text(v) for v in self.labels):
             problems.append("label_kind 'number' with labels that are not integers")
         from fer_kaggle.metrics import METRICS  # a lower room: the registry of metric names
 
@@ -143,11 +143,12 @@ class Spec:
         return lines
 
 
-def _is_int(text):
+def is_integer_text(text):
+    """Whether a label as the competition writes it is a whole number ('7', not 'frog')."""
     try:
         int(text)
         return True
-    except ValueError:
+    except (TypeError, ValueError):
         return False
 
 

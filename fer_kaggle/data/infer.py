@@ -7,7 +7,7 @@ import numpy as np
 
 from fer_kaggle.data.readers.common import short
 from fer_kaggle.errors import DataError
-from fer_kaggle.spec import Spec
+from fer_kaggle.spec import Spec, is_integer_text
 
 MAX_CLASSES = 1000  # more classes than this are refused: OOF and blends hold n x classes floats per variant
 MIN_CLASS_ROWS = 3  # a class with fewer training rows cannot be stratified into folds
@@ -50,7 +50,7 @@ def settle(raw, overrides=None, file_names=()):
     facts = {**known_competition(raw, file_names), **raw.facts}
     guessed = []
     labels = _labels(raw, facts)
-    label_kind = "number" if all(_is_int(v) for v in labels) else "name"
+    label_kind = "number" if all(is_integer_text(v) for v in labels) else "name"
     class_names = tuple(overrides.get("class_names") or facts.get("class_names") or labels)
     submission, columns, label_column = _submission(raw, labels, facts, overrides, guessed)
     metric = overrides.get("metric") or facts.get("metric")
@@ -77,23 +77,15 @@ def settle(raw, overrides=None, file_names=()):
     return spec, codes, test_codes
 
 
-def _is_int(text):
-    try:
-        int(text)
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
 def _canonical(value):
-    return str(int(value)) if _is_int(value) else str(value)
+    return str(int(value)) if is_integer_text(value) else str(value)
 
 
 def _labels(raw, facts):
     if "labels" in facts:
         return tuple(facts["labels"])
     values = sorted({_canonical(v) for v in raw.y_train})
-    if all(_is_int(v) for v in values):
+    if all(is_integer_text(v) for v in values):
         values = sorted(values, key=int)
     if len(values) > MAX_CLASSES:
         raise DataError(raw.train_label_name, f"has {len(values)} classes, more than the {MAX_CLASSES} this toolkit "
@@ -134,7 +126,7 @@ def _submission(raw, labels, facts, overrides, guessed):
     if len(columns) == 2:
         if kind is None:
             floats = [v[0] for v in sample.values[:1000]]
-            fractional = any(_is_float(v) and not _is_int(v) for v in floats)
+            fractional = any(_is_float(v) and not is_integer_text(v) for v in floats)
             kind = "positive" if fractional and len(labels) == 2 else "label"
         if kind == "probabilities":
             raise DataError(sample.name, f"header {short(','.join(columns))!r} has one column after the id: "
