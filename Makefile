@@ -11,7 +11,7 @@
 # Variables: DATA= (a zip, directory, CSV or device pack), METRIC= and DATA_OPTIONS= (spec overrides, e.g.
 #            DATA_OPTIONS="--no-flip --image-size 64"), PRESET=, VARIANTS=, JOBS=, TIME_LIMIT=, PIECE= (seconds per piece; exit 75:
 #            run again to resume), COMPETITION= (Kaggle slug),
-#            FORCE=1 (new folds), METHOD= (blend), MESSAGE= (submit)
+#            FOLDS=0 (train these folds only: a holdout variant), FORCE=1 (new folds), METHOD= (blend), MESSAGE= (submit)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -48,6 +48,7 @@ MODEL ?=
 INPUT ?=
 OUT ?=
 PIECE ?=
+FOLDS ?=
 RUN_OPTIONS = $(if $(PRESET),--preset $(PRESET)) $(if $(JOBS),--jobs $(JOBS)) $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT)) \
 	$(if $(PIECE),--piece-seconds $(PIECE))
 
@@ -90,7 +91,7 @@ folds: data
 	$(FK) folds $(if $(FORCE),--force)
 
 cv: folds
-	$(FK) cv $(RUN_OPTIONS) $(if $(VARIANTS),--variants $(VARIANTS))
+	$(FK) cv $(RUN_OPTIONS) $(if $(VARIANTS),--variants $(VARIANTS)) $(if $(FOLDS),--folds $(FOLDS))
 
 pseudo: folds
 	$(FK) pseudo $(RUN_OPTIONS) $(if $(FROM),--from $(FROM)) $(if $(VARIANTS),--variants $(VARIANTS)) \

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic
-from fer_kaggle.data.folds import FOLD_KEYS
+from fer_kaggle.data.folds import FOLD_KEYS, inner_folds
 from fer_kaggle.ensemble import BLENDERS, BestBlend, make_blender
 from fer_kaggle.errors import ConfigError
 from fer_kaggle.metrics import accuracy, get_metric
@@ -73,11 +73,12 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
     spec, metric = comp.spec, get_metric(comp.spec.metric)
     names = discover_members(oof_dir, members)
     oofs, tests, configs = load_members(oof_dir, names, comp, folds_meta)
-    y = comp.y_train
+    rows = _common_rows(oofs, names, log)
+    oofs, y, blend_folds = [o[rows] for o in oofs], comp.y_train[rows], inner_folds(folds[rows], comp.y_train[rows])
     methods = tuple(BLENDERS) if method == "best" else (method,)
     if method != "best" and method not in BLENDERS:
         raise ConfigError(f"unknown blend method {method!r}; choose one of {', '.join(list(BLENDERS) + ['best'])}")
-    best = BestBlend(folds, metric.name, methods=methods, seed=seed).fit(oofs, y, progress=progress)
+    best = BestBlend(blend_folds, metric.name, methods=methods, seed=seed).fit(oofs, y, progress=progress)
     chosen = best.method_
     tried = {}
     for m in best.methods:
@@ -85,7 +86,7 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
         tried[m] = blender
         metrics = _blend_metrics(m, names, configs, blender, best, metric.name)
         blend_dir = Path(oof_dir) / f"{BLEND_PREFIX}{m}"
-        atomic.write_npy(blend_dir / "oof.npy", best.nested_[m])
+        atomic.write_npy(blend_dir / "oof.npy", _all_rows(best.nested_[m], rows, len(comp.y_train)))
         atomic.write_npy(blend_dir / "test.npy", blender.predict_proba(tests))
         atomic.write_json(blend_dir / "metrics.json", metrics)
         shown = "" if metric.name in ("accuracy", "log_loss") else f"{metric.name} {metrics['score']:.4f} "
@@ -110,7 +111,8 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
         "weights": _weights(blender, names),
         "decision": decision.describe(),
         "cv": {"metric": metric.name, "score": scores["score"], "accuracy": scores["accuracy"],
-               "log_loss": scores["log_loss"], "kind": "nested"},
+               "log_loss": scores["log_loss"], "kind": "nested" if len(rows) == len(comp.y_train) else "holdout",
+               "rows": int(len(rows))},
         "methods_tried": best.scores_,
         "data": {"source": comp.source, "train_sha256": comp.train_sha256, "n_test": int(len(comp.test_ids)),
                  "spec_sha256": spec.identity_sha256, "competition": spec.competition},
@@ -124,6 +126,28 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
         manifest["demo_test_score"] = metric.score(decision.apply(test_probs), comp.test_labels)
     atomic.write_json(csv_path.with_suffix(".json"), manifest)
     return manifest
+
+
+def _common_rows(oofs, names, log):
+    """The rows every member predicts: all, or a holdout's (members trained on some folds)."""
+    from fer_kaggle.cv import covered_rows
+
+    covered = [set(covered_rows(o).tolist()) for o in oofs]
+    rows = np.array(sorted(set.intersection(*covered)), dtype=np.int64)
+    if len(rows) == 0:
+        raise ConfigError(f"the members {', '.join(names)} were held out on different folds: no row is predicted by "
+                          "all of them; blend members of the same folds (--members)")
+    if len(rows) < len(oofs[0]):
+        fewest = min(range(len(names)), key=lambda i: len(covered[i]))
+        log(f"blend: on the {len(rows)} held-out rows every member predicts ({names[fewest]} was trained on a "
+            f"holdout), of {len(oofs[0])}: its weights, decision and scores are nested within them")
+    return rows
+
+
+def _all_rows(probs, rows, n):
+    out = np.full((n, probs.shape[1]), np.nan, dtype=np.float32)
+    out[rows] = probs
+    return out
 
 
 def _weights(blender, names):

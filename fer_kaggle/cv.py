@@ -19,9 +19,10 @@ import numpy as np
 
 from fer_kaggle import atomic, decisions, metrics
 from fer_kaggle.clock import clock
-from fer_kaggle.data.folds import FOLD_KEYS
+from fer_kaggle.data.folds import FOLD_KEYS, inner_folds
 from fer_kaggle.errors import ConfigError, IntegrityError, PieceEnded
 from fer_kaggle.fold_inputs import read_inputs
+from fer_kaggle.rows import rows_of
 
 
 @dataclass
@@ -73,7 +74,7 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
         raise IntegrityError(f"{fold_dir}: variant {variant.name} was made by `fer-kaggle {variant.teaching['stage']}`, "
                              f"which writes each fold's {fold_dir.name}/inputs.npz: run that stage again")
     if inputs is None:
-        x_fit, y_fit, weights, test_rows = x[train_rows], y[train_rows], None, np.zeros(0, np.int64)
+        x_fit, y_fit, weights, test_rows = rows_of(x, train_rows), y[train_rows], None, np.zeros(0, np.int64)
     else:
         inputs.check(folds, k, fold_dir / "inputs.npz")
         x_fit, y_fit, weights = inputs.arrays(x, x_test)
@@ -100,13 +101,13 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
     seconds_before = sum(atomic.read_json(resumed)["seconds"].values()) if resumed.exists() else 0.0
     model, state = training.fit(
         lambda: variant.build(spec),
-        x_fit, y_fit, x[valid_rows], y[valid_rows],
+        x_fit, y_fit, rows_of(x, valid_rows), y[valid_rows],
         cfg, fold_dir, spec.num_classes, time_budget=budget, step_seconds=step_seconds, on_epoch=on_epoch, sample_weight=weights,
         stop_at=None if stop_at is None else stop_at - predict_seconds,
     )
     fit_seconds = time.perf_counter() - started
     t0 = time.perf_counter()
-    valid_probs = training.predict(model, x[valid_rows], tta=cfg["tta"])
+    valid_probs = training.predict(model, rows_of(x, valid_rows), tta=cfg["tta"])
     test_probs = training.predict(model, x_test, tta=cfg["tta"])
     predict_seconds = time.perf_counter() - t0
 
@@ -203,17 +204,32 @@ def _print(message, fraction=None, started=None):
 # ----------------------------------------------------------------------------- assembly
 
 
-def assemble(variant_dir, folds, y, n_classes):
-    """Check the fold predictions and combine them into (oof, test, per-fold done records).
+def trained_folds(variant_dir, folds):
+    """The folds of `variant_dir` whose fold job is done."""
+    return [k for k in range(int(folds.max()) + 1) if (Path(variant_dir) / f"fold{k}" / "done.json").exists()]
 
-    Every training row must be predicted exactly once, by the model of the fold that held
-    it out, which must never have trained on it; probabilities finite and summing to 1."""
+
+def covered_rows(oof):
+    """The rows an OOF array predicts: all of them, or a holdout variant's (NaN elsewhere)."""
+    return np.flatnonzero(~np.isnan(oof[:, 0]))
+
+
+def assemble(variant_dir, folds, y, n_classes):
+    """Check the fold predictions of the folds done and combine them into (oof, test,
+    per-fold done records): with every fold done, every row's prediction; with some (a
+    holdout variant: `cv --folds 0`, or the holdout scheme), the held-out rows of those,
+    NaN in the others, and the test predictions of those fold models only.
+
+    Every row of a fold done must be predicted exactly once, by the model of the fold that
+    held it out, which must never have trained on it; probabilities finite and summing to 1."""
     variant_dir = Path(variant_dir)
-    n_folds = int(folds.max()) + 1
-    oof = np.zeros((len(y), n_classes), dtype=np.float32)
+    done_folds = trained_folds(variant_dir, folds)
+    if not done_folds:
+        raise IntegrityError(f"{variant_dir}: no fold job is done")
+    oof = np.full((len(y), n_classes), np.nan, dtype=np.float32)
     times_predicted = np.zeros(len(y), dtype=np.int64)
     tests, dones = [], []
-    for k in range(n_folds):
+    for k in done_folds:
         fold_dir = variant_dir / f"fold{k}"
         with np.load(fold_dir / "rows.npz") as rows:
             train_rows, valid_rows = rows["train_rows"], rows["valid_rows"]
@@ -230,12 +246,12 @@ def assemble(variant_dir, folds, y, n_classes):
         times_predicted[valid_rows] += 1
         tests.append(np.load(fold_dir / "test.npy"))
         dones.append(atomic.read_json(fold_dir / "done.json"))
-    bad = np.flatnonzero(times_predicted != 1)
+    bad = np.flatnonzero((times_predicted != 1) & np.isin(folds, done_folds))
     if len(bad):
         raise IntegrityError(f"{variant_dir}: row {bad[0]} was predicted {times_predicted[bad[0]]} times "
                              f"({len(bad)} rows not predicted exactly once)")
     test = np.mean(tests, axis=0).astype(np.float32)
-    for name, probs in (("OOF", oof), ("test", test)):
+    for name, probs in (("OOF", oof[np.isin(folds, done_folds)]), ("test", test)):
         if not np.all(np.isfinite(probs)) or np.any(probs < 0) or not np.allclose(probs.sum(axis=1), 1, atol=1e-3):
             raise IntegrityError(f"{variant_dir}: {name} probabilities are not finite non-negative rows summing to 1")
     return oof, test, dones
@@ -328,9 +344,9 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
            threads=None, preset=None, log=None, piece_seconds=None, only_folds=None):
     """Train every variant on every fold (skipping finished folds), assemble, rank.
 
-    `only_folds` (fold numbers) trains those folds only: a one-fold experiment, whose fold
-    scores are in `oof/<variant>/fold<k>/done.json`; a variant is assembled once all its
-    folds are done.
+    `only_folds` (fold numbers) trains those folds only: a one-fold experiment or a holdout
+    scheme, assembled as a holdout variant (its OOF predicts the rows of those folds, NaN
+    elsewhere) until a run trains its other folds.
 
     `piece_seconds` ends this call (PieceEnded) when no further epoch fits in that many
     seconds; calling it again resumes, the time limit counting every piece's seconds.
@@ -398,8 +414,9 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
     if share:
         (oof_dir / LEDGER).unlink(missing_ok=True)  # every job is done: a later run starts afresh
 
-    for variant in variants:
-        if all((oof_dir / variant.name / f"fold{k}" / "done.json").exists() for k in range(n_folds)):
+    for variant in variants:  # every fold asked for is done: all of them, or a holdout's (--folds)
+        done = trained_folds(oof_dir / variant.name, folds)
+        if done and set(only_folds if only_folds is not None else range(n_folds)) <= set(done):
             finalize_variant(oof_dir / variant.name, comp, folds)
     return write_leaderboard(oof_dir, comp.spec.metric)
 
@@ -463,14 +480,19 @@ def finalize_variant(variant_dir, comp, folds):
     variant_dir = Path(variant_dir)
     config = atomic.read_json(variant_dir / "config.json")
     oof, test, dones = assemble(variant_dir, folds, comp.y_train, comp.spec.num_classes)
+    rows = covered_rows(oof)
+    probs, y = oof[rows], comp.y_train[rows]
     fold_acc = [d["accuracy"] for d in dones]
     summary = {
         "variant": config["variant"],
+        "kind": "variant" if len(rows) == len(comp.y_train) else "holdout",  # scored on every row, or a holdout's
         "model": config["model"],
         "metric": comp.spec.metric,  # the competition's: what ranks the leaderboard
-        "score": decisions.score(comp.spec.metric, oof, comp.y_train, folds),
-        "accuracy": metrics.accuracy(oof, comp.y_train),
-        "log_loss": metrics.log_loss(oof, comp.y_train),
+        "score": decisions.score(comp.spec.metric, probs, y, inner_folds(folds[rows], y)),
+        "accuracy": metrics.accuracy(probs, y),
+        "log_loss": metrics.log_loss(probs, y),
+        "folds_trained": [d["fold"] for d in dones],
+        "oof_rows": int(len(rows)),  # every training row, or a holdout's
         "fold_accuracy": fold_acc,
         "fold_accuracy_std": float(np.std(fold_acc)),
         "params": config["params"],

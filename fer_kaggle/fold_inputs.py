@@ -15,6 +15,7 @@ import numpy as np
 
 from fer_kaggle import atomic
 from fer_kaggle.errors import IntegrityError
+from fer_kaggle.rows import Rows
 
 INPUTS = "inputs.npz"
 
@@ -28,8 +29,8 @@ class FoldInputs:
     weights: np.ndarray
 
     def arrays(self, x_train, x_test):
-        """(images, targets, weights) to train on."""
-        images = np.concatenate([x_train[self.train_rows], x_test[self.test_rows]])
+        """(images, targets, weights) to train on: the images gathered when read."""
+        images = Rows(x_train, self.train_rows, more=[(x_test, self.test_rows)])
         targets = np.concatenate([self.train_targets, self.test_targets]).astype(np.float32)
         return images, targets, self.weights.astype(np.float32)
 

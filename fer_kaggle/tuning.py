@@ -20,6 +20,7 @@ import numpy as np
 from fer_kaggle import atomic, decisions
 from fer_kaggle.errors import ConfigError
 from fer_kaggle.metrics import get_metric
+from fer_kaggle.rows import rows_of
 
 OBJECTIVE = "val_score"  # the competition's metric on the trial's held-out folds
 
@@ -118,9 +119,9 @@ def _tuner_class(kind):
             for k in self.folds_to_use:
                 train_rows, valid_rows = split_rows(folds, k)
                 workdir = Path(self.get_trial_dir(trial.trial_id)) / f"fold{k}"
-                model, state = training.fit(lambda: self.hypermodel.build(hp), x[train_rows], y[train_rows],
-                                            x[valid_rows], y[valid_rows], cfg, workdir, self.spec.num_classes)
-                probs = training.predict(model, x[valid_rows], tta="none")
+                model, state = training.fit(lambda: self.hypermodel.build(hp), rows_of(x, train_rows), y[train_rows],
+                                            rows_of(x, valid_rows), y[valid_rows], cfg, workdir, self.spec.num_classes)
+                probs = training.predict(model, rows_of(x, valid_rows), tta="none")
                 scores.append(decisions.score(self.spec.metric, probs, y[valid_rows]))
             return {OBJECTIVE: float(np.mean(scores)), "seconds": time.perf_counter() - started,
                     "params": float(params)}

@@ -221,14 +221,3 @@ def test_the_time_limit_counts_the_seconds_of_earlier_pieces(tmp_path):
     assert cv.spent_before(tmp_path, {**key, "time_limit": 200}) == 0.0  # another run starts afresh
     resumed = cv.TimeShare(100, costs, tmp_path, key=key, spent=cv.spent_before(tmp_path, key))
     assert resumed.budget("a", 0) == pytest.approx(70 * 10 / 20, rel=0.03)
-
-
-def test_a_one_fold_experiment_trains_that_fold_and_assembles_nothing_until_all_are_done(tiny_comp):
-    comp, folds, meta, tmp = tiny_comp
-    variant = tiny_variant("one", epochs=1)
-    rows = cv.run_cv(comp, folds, meta, [variant], tmp / "oof", threads=1, log=lambda m, f=None: None, only_folds=[1])
-    assert (tmp / "oof" / "one" / "fold1" / "done.json").exists()
-    assert not (tmp / "oof" / "one" / "fold0").exists() and not (tmp / "oof" / "one" / "oof.npy").exists()
-    assert rows == []
-    rows = cv.run_cv(comp, folds, meta, [variant], tmp / "oof", threads=1, log=lambda m, f=None: None)
-    assert (tmp / "oof" / "one" / "oof.npy").exists() and [r["name"] for r in rows] == ["one"]

@@ -121,3 +121,14 @@ def test_the_page_loads_in_a_headless_browser(report_dir, tmp_path):
     assert images == len(EXPECTED) and loaded == images
     console = [line for line in result.stderr.splitlines() if "CONSOLE" in line]
     assert not [line for line in console if "error" in line.lower()], console
+
+
+def test_the_tta_table_scores_each_set_of_views_on_fold_0s_held_out_rows(report_dir):
+    comp, folds, tmp = report_dir
+    saved = json.loads((tmp / "reports" / "tta.json").read_text())
+    assert saved["fold"] == 0 and saved["rows"] == (folds == 0).sum()
+    views = {r["tta"]: r for r in saved["views"]}
+    assert set(views) == {"none", "flip", "crops", "flip+crops"} and views["flip+crops"]["views"] == 10
+    trained = json.loads((tmp / "oof" / "cnn" / "config.json").read_text())["train"]["tta"]
+    valid = np.load(tmp / "oof" / "cnn" / "fold0" / "valid.npy")  # what the fold job predicted with its own TTA
+    assert views[trained]["accuracy"] == pytest.approx(float(np.mean(valid.argmax(1) == comp.y_train[folds == 0])))

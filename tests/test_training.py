@@ -309,14 +309,14 @@ def test_a_costly_trace_neither_times_the_pace_nor_sets_off_more_plans(tmp_path,
     plan = loop.StepSchedule.plan
     monkeypatch.setattr(loop.StepSchedule, "plan", classmethod(lambda cls, cfg, steps: pending.append(1) or
                                                                plan.__func__(cls, cfg, steps)))
-    arrays = loop.epoch_arrays
+    chunks = loop.epoch_chunks
 
-    def timed_arrays(*args, **kwargs):  # inside the loop's timing of an epoch
+    def timed_chunks(*args, **kwargs):  # inside the loop's timing of an epoch
         clock.now += epoch + (compile_seconds if pending else 0.0)
         pending.clear()
-        return arrays(*args, **kwargs)
+        return chunks(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "epoch_arrays", timed_arrays)
+    monkeypatch.setattr(loop, "epoch_chunks", timed_chunks)
     x, y = tiny_data()
     cfg = training.resolve_config(epochs=200, batch_size=64, val_every=1000)
     _, state = training.fit(build, x[:192], y[:192], x[192:], y[192:], cfg, tmp_path / "plan", 7, time_budget=40.0,

@@ -108,7 +108,7 @@ def run_bench(args):
     from fer_kaggle.bench.parse import bench_parse
     from fer_kaggle.data import store
 
-    only = set(names(args.only) or ["parse", "training", "blend", "memory"])
+    only = set(names(args.only) or ["parse", "training", "ladder", "blend", "memory"])
     comp = store.load(args.data_dir) if not args.source else store.prepare(args.data_dir, source=args.source)[0]
     spec = comp.spec
     if "parse" in only:
@@ -133,6 +133,8 @@ def run_bench(args):
                   f"in the step) {ours:8.0f}   ratio {ours / plain:5.2f}")
             pred = bench_training.prediction_images_per_second(build)
             print(f"  {'':16s} prediction images/s: " + "   ".join(f"tta {t} {r:,.0f}" for t, r in pred.items()))
+    if "ladder" in only:
+        _print_ladder(args, comp, variants)
     if "blend" in only:
         for n in (len(presets.PRESETS[args.preset]["variants"]), 100):
             seconds, method = blending.blend_seconds(n, len(comp.y_train), spec.num_classes, spec.metric)
@@ -143,10 +145,28 @@ def run_bench(args):
         print(f"memory: one fold job of {variants[0].name} on the data in use: peak resident {rss / 2**30:.2f} GiB")
 
 
+def _print_ladder(args, comp, variants):
+    from fer_kaggle import presets
+    from fer_kaggle.bench.ladder import ladder_rows
+    from fer_kaggle.training import configure_backend
+
+    configure_backend(args.threads)
+    limit, k, spec = presets.PRESETS[args.preset]["time_limit"] or 3450, args.ladder_folds, comp.spec
+    chosen = ", ".join(v.model for v in variants)
+    print(f"ladder: the networks' training steps on {spec.height}x{spec.width}x{spec.channels} images, batch "
+          f"{variants[0].train['batch_size']}, and the epochs {limit:.0f}s (preset {args.preset}) afford as {k} fold "
+          f"models or one holdout model (`cv --folds 0`); the preset trains {chosen} x {k} folds:")
+    for r in ladder_rows(spec, len(comp.y_train), k, variants[0].train, limit):
+        print(f"  {r['network']:14s} {r['params'] / 1e6:5.2f}M params {r['flops'] / 1e6:7.1f} MFLOPs  step "
+              f"{r['step_seconds'] * 1e3:7.1f} ms  epoch {r['epoch_seconds']:7.1f} s  epochs: {k} folds "
+              f"{r['fold_epochs']:6.1f}  holdout {r['holdout_epochs']:6.1f}")
+
+
 def bench_arguments(p):
     p.add_argument("--source", help="the competition to read and time (default: the one in use)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs of each reader (default 3)")
-    p.add_argument("--only", help="comma-separated: parse, training, blend, memory (default: all)")
+    p.add_argument("--only", help="comma-separated: parse, training, ladder, blend, memory (default: all)")
+    p.add_argument("--ladder-folds", type=int, default=5, help="the K of the ladder's K fold models (default 5)")
     p.add_argument("--preset", default="cpu", help="whose variants and settings to time (default cpu)")
     p.add_argument("--variants", help="comma-separated variants (default: the preset's)")
     p.add_argument("--steps", type=int, default=30, help="training steps per timed epoch (default 30)")

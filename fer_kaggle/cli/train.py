@@ -20,8 +20,9 @@ def run_cv(args):
 
 def cv_arguments(p):
     add_run_options(p, "comma-separated variant names (default: the preset's)")
-    p.add_argument("--folds", metavar="K[,K]", help="train these folds only (a one-fold experiment: its scores are "
-                                                    "printed; the variant is assembled once every fold is done)")
+    p.add_argument("--folds", metavar="K[,K]", help="train these folds only: a holdout variant (its OOF holds those "
+                                                    "folds' rows; blend and report use them; a later run without "
+                                                    "--folds trains the others)")
     p.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to run the fold jobs on")
 
 

@@ -9,7 +9,7 @@ of the meta into every artifact, and refuse artifacts whose keys differ.
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from fer_kaggle import atomic
 from fer_kaggle.errors import FoldsError
@@ -32,6 +32,24 @@ def make_folds(labels, k=5, seed=0):
     for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
         folds[held_out] = fold
     return folds
+
+
+def inner_folds(folds, labels, k=5, seed=0):
+    """The folds that a fit nested within some rows uses (a blend's weights, a metric's
+    decision): the rows' own folds where they span two or more, else (the rows of a holdout)
+    `k` folds of them, stratified by label where every class has `k` rows."""
+    folds, labels = np.asarray(folds), np.asarray(labels)
+    if len(np.unique(folds)) >= 2:
+        return folds
+    if len(labels) < 2:
+        raise FoldsError(f"{len(labels)} held-out row: too few to fit anything nested within them")
+    k = min(k, len(labels))
+    if np.bincount(labels)[np.unique(labels)].min() >= k:
+        return make_folds(labels, k, seed)
+    out = np.empty(len(labels), dtype=np.int64)
+    for fold, (_, held_out) in enumerate(KFold(n_splits=k, shuffle=True, random_state=seed).split(labels)):
+        out[held_out] = fold
+    return out
 
 
 def write_folds(oof_dir, labels, identity, k=5, seed=0, force=False):

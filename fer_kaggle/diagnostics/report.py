@@ -8,10 +8,12 @@ import numpy as np
 
 from fer_kaggle import atomic
 from fer_kaggle.clock import clock
-from fer_kaggle.diagnostics import compare, confusion, curves, filters, lime_explain, saliency, taught
+from fer_kaggle.diagnostics import compare, confusion, curves, filters, lime_explain, saliency, taught, tta_views
 from fer_kaggle.errors import ConfigError
+from fer_kaggle.rows import rows_of
 
-FIGURES = ("confusion", "misclassified", "curves", "compare", "ablations", "taught", "saliency", "filters", "lime")
+FIGURES = ("confusion", "misclassified", "curves", "compare", "ablations", "taught", "tta", "saliency", "filters",
+           "lime")
 
 
 class Report:
@@ -25,7 +27,11 @@ class Report:
         self.target_dir = self.oof_dir / self.target
         if not (self.target_dir / "oof.npy").exists():
             raise ConfigError(f"{self.target_dir} has no oof.npy: name a finished variant or blend (see `fer-kaggle leaderboard`)")
-        self.probs = np.load(self.target_dir / "oof.npy")
+        from fer_kaggle.cv import covered_rows
+
+        probs = np.load(self.target_dir / "oof.npy")
+        self.rows = covered_rows(probs)  # every training row, or a holdout variant's
+        self.probs, self.y = probs[self.rows], comp.y_train[self.rows]
         self.sections = []  # (figure name, title, [(png, caption)], html)
         self._models = {}
 
@@ -85,7 +91,7 @@ class Report:
         return self.out_dir / f"{name}.png"
 
     def _confusion(self):
-        names, y = self.comp.class_names, self.comp.y_train
+        names, y = self.comp.class_names, self.y
         counts = confusion.confusion_counts(y, self.probs, len(names))
         png = confusion.plot_confusion(counts, names, f"{self.target} (OOF)", self._png("confusion"))
         table = confusion.per_class_table(y, self.probs, names)
@@ -100,8 +106,8 @@ class Report:
                                                             "classes": list(names), "per_class": table})
 
     def _misclassified(self):
-        png = confusion.plot_misclassified(self.comp.x_train, self.comp.y_train, self.probs, self.comp.class_names,
-                                           self._png("misclassified"))
+        png = confusion.plot_misclassified(rows_of(self.comp.x_train, self.rows), self.y, self.probs,
+                                           self.comp.class_names, self._png("misclassified"))
         self.sections.append(("misclassified", "Misclassified images", [(png, "Held-out images the OOF predictions "
                               "get wrong, with the true label, the predicted label and its probability.")], ""))
 
@@ -164,6 +170,20 @@ class Report:
             body = ("<p>No pseudo-labeled or distilled variants yet: <code>make pseudo</code>, "
                     "<code>make pseudo FRACTIONS=0.1,0.25</code>, <code>make distill</code>.</p>")
         self.sections.append(("taught", "Pseudo-labels and distillation", figures, body))
+
+    def _tta(self):
+        variant, model, valid_rows = self._fold0_model()
+        rows = tta_views.tta_rows(model, rows_of(self.comp.x_train, valid_rows), self.comp.y_train[valid_rows])
+        trained = atomic.read_json(self.oof_dir / variant / "config.json")["train"]["tta"]
+        body = _table(["views", "count", "accuracy", "log loss", "seconds per 1,000 images"],
+                      [[t + (" (trained with)" if t == trained else ""), n, f"{a:.4f}", f"{ll:.4f}", f"{s:.2f}"]
+                       for t, n, a, ll, s in rows])
+        atomic.write_json(self.out_dir / "tta.json", {"variant": variant, "fold": 0, "rows": len(valid_rows),
+                                                      "views": [dict(zip(("tta", "views", "accuracy", "log_loss",
+                                                                          "seconds_per_1000"), r)) for r in rows]})
+        self.sections.append(("tta", "Test-time augmentation", [], f"<p>{variant}'s fold-1 model on its "
+                              f"{len(valid_rows)} held-out rows, each set of views (the same model and rows: the "
+                              f"differences are paired).</p>" + body))
 
     def _fold0_model(self, variant=None):
         """(variant, its fold-0 model, fold 0's held-out rows), loaded once per variant."""

@@ -41,6 +41,11 @@ class Teacher:
         self.oof_dir, self.members, self.method = Path(oof_dir), list(members), method
         self.y, self.folds, self.seed = comp.y_train, np.asarray(folds), seed
         self.oofs, self.tests, self.configs = load_members(oof_dir, self.members, comp, folds_meta)
+        for name, oof in zip(self.members, self.oofs):
+            if np.isnan(oof[:, 0]).any():
+                raise ConfigError(f"{name} was trained on a holdout (some folds only): a teacher needs a model of every "
+                                  f"fold (`fer-kaggle cv --variants {name}` without --folds trains the others); "
+                                  f"a fold model predicts alone: `fer-kaggle predict {Path(oof_dir) / name}/fold0/model.keras`")
         self._combiners, self._models = {}, {}
 
     @property

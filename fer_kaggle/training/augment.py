@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from fer_kaggle.rows import chunk_rows
+
 EPOCH_STRIDE = 1 << 20  # seed-generator counter values reserved for one epoch's draws
 
 
@@ -215,23 +217,37 @@ def class_weights(labels, num_classes):
     return (len(labels) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
 
 
-def epoch_arrays(x, y, cfg, epoch, num_classes, sample_weight=None):
-    """The host side of one epoch: (images, targets, sample weights or None) in batch order,
-    the images in the data's dtype (the training step casts them on the device that trains),
-    whole batches only (the rows left over are others in the next epoch's order). `y` holds
-    labels (n,) or soft targets (n, classes); `sample_weight` (n,) weighs rows (pseudo-labels).
-    The order depends only on (seed, epoch)."""
+def epoch_order(n, cfg, epoch):
+    """The rows of one epoch in batch order: whole batches only (the rows left over are others
+    in the next epoch's order); depends only on (seed, epoch)."""
     bs = cfg["batch_size"]
-    order = np.random.default_rng([cfg["seed"], epoch, 0]).permutation(len(x))
-    order = order[: max(1, len(x) // bs) * bs] if len(x) >= bs else order
-    images = x[order]  # (batch rows, h, w, c) in the pixels' own dtype (uint8: a quarter of float32's bytes); the step casts
+    order = np.random.default_rng([cfg["seed"], epoch, 0]).permutation(n)
+    return order[: max(1, n // bs) * bs] if n >= bs else order
+
+
+def epoch_chunks(x, y, cfg, epoch, num_classes, sample_weight=None, max_bytes=None):
+    """The host side of one epoch, in consecutive chunks of whole batches holding at most
+    `max_bytes` of pixels (rows.CHUNK_BYTES): (images, targets, sample weights or None) each,
+    the images gathered from `x` (an array, a memory map, or `Rows` of them) in the data's
+    dtype (the training step casts them on the device that trains). `y` holds labels (n,) or
+    soft targets (n, classes); `sample_weight` (n,) weighs rows (pseudo-labels)."""
+    order = epoch_order(len(x), cfg, epoch)
     soft = np.ndim(y) == 2
-    targets = y[order].astype("float32") if soft else np.eye(num_classes, dtype="float32")[y[order]]
-    weights = None
+    row_weights = None
     if cfg["class_weight"] == "balanced":
-        labels = np.argmax(y, axis=1) if soft else y
-        weights = class_weights(labels, num_classes)[labels[order]]
+        labels = np.argmax(y, axis=1) if soft else np.asarray(y)
+        row_weights = class_weights(labels, num_classes)[labels]
     if sample_weight is not None:
-        row_weights = np.asarray(sample_weight, dtype="float32")[order]
-        weights = row_weights if weights is None else weights * row_weights
-    return images, targets, weights
+        given = np.asarray(sample_weight, dtype="float32")
+        row_weights = given if row_weights is None else row_weights * given
+    y, step = np.asarray(y), chunk_rows(x, cfg["batch_size"], max_bytes)
+    for start in range(0, len(order), step):
+        rows = order[start: start + step]
+        images = x[rows]  # (rows, h, w, c) in the pixels' own dtype (uint8: a quarter of float32's bytes)
+        targets = y[rows].astype("float32") if soft else np.eye(num_classes, dtype="float32")[y[rows]]
+        yield images, targets, None if row_weights is None else row_weights[rows].astype("float32")
+
+
+def epoch_arrays(x, y, cfg, epoch, num_classes, sample_weight=None):
+    """One epoch's (images, targets, weights) in one piece, whatever its size (a step's probe)."""
+    return next(epoch_chunks(x, y, cfg, epoch, num_classes, sample_weight, max_bytes=float("inf")))

@@ -21,7 +21,8 @@ import numpy as np
 from fer_kaggle import atomic
 from fer_kaggle.errors import PieceEnded
 from fer_kaggle.metrics import accuracy, log_loss
-from fer_kaggle.training.augment import EPOCH_STRIDE, epoch_arrays, inner_model, mix_targets_in_loss, with_augmentation
+from fer_kaggle.training.augment import (EPOCH_STRIDE, epoch_arrays, epoch_chunks, inner_model, mix_targets_in_loss,
+                                        with_augmentation)
 from fer_kaggle.training.backend import private_python_random
 from fer_kaggle.training.plan import VALIDATION_SHARE, Pace, plan_epochs, plan_low_res_epochs, replanned_epochs
 from fer_kaggle.training.resolution import any_size, low_res_epochs, progressive
@@ -203,13 +204,16 @@ def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, w
         model.optimizer.learning_rate = state.plateau_lr
     lr = keras_learning_rate(model)  # at the epoch's first step
     t0 = time.perf_counter()
-    images, targets, weights = epoch_arrays(x_train, y_train, cfg, epoch, num_classes, sample_weight)
-    logs = model.fit(images, targets, sample_weight=weights, batch_size=cfg["batch_size"], shuffle=False,
-                     epochs=1, verbose=0).history
+    steps, loss, acc = 0, 0.0, 0.0  # the epoch's means over its chunks' steps
+    for images, targets, weights in epoch_chunks(x_train, y_train, cfg, epoch, num_classes, sample_weight):
+        logs = model.fit(images, targets, sample_weight=weights, batch_size=cfg["batch_size"], shuffle=False,
+                         epochs=1, verbose=0).history
+        n = math.ceil(len(images) / cfg["batch_size"])
+        steps, loss, acc = steps + n, loss + n * float(logs["loss"][0]), acc + n * float(logs["accuracy"][0])
     train_seconds = time.perf_counter() - t0
     state.seconds["train"] += train_seconds
     state.epoch = epoch + 1
-    row = {"epoch": epoch + 1, "loss": float(logs["loss"][0]), "accuracy": float(logs["accuracy"][0]),
+    row = {"epoch": epoch + 1, "loss": loss / steps, "accuracy": acc / steps,
            "val_loss": None, "val_accuracy": None, "learning_rate": lr, "seconds": round(train_seconds, 3),
            "size": size}
     state.history.append(row)

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from fer_kaggle.rows import Rows, chunks
+
 TTA_VIEWS = {"none": 1, "flip": 2, "crops": 5, "flip+crops": 10}
 TTA_SHIFT = 1 / 24  # the diagonal shifts of the crops, as a fraction of the side (2 pixels at 48)
 
@@ -12,12 +14,23 @@ def without_mirror(tta):
 
 
 def predict(model, x, tta="flip", batch_size=512):
-    """Class probabilities (float32, rows summing to 1) of uint8 (n, h, w, c) images, averaged
-    over test-time augmentations: the image and its mirror (flip), and each of them shifted
-    diagonally four ways by TTA_SHIFT of the side (crops: the image and its four shifts only).
-    Mirrored and unmirrored views stay balanced: on the cpu preset's fold models, shifts of the
-    unmirrored image only scored below the mirror alone."""
-    x = np.asarray(x)
+    """Class probabilities (float32, rows summing to 1) of uint8 (n, h, w, c) images (an array,
+    a memory map or `Rows`, read in chunks of rows.CHUNK_BYTES), averaged over test-time
+    augmentations: the image and its mirror (flip), and each of them shifted diagonally four
+    ways by TTA_SHIFT of the side (crops: the image and its four shifts only). Mirrored and
+    unmirrored views stay balanced: on the cpu preset's fold models, shifts of the unmirrored
+    image only scored below the mirror alone."""
+    x = x if isinstance(x, Rows) else np.asarray(x)
+    probs = np.zeros((len(x), model.output_shape[-1]), dtype=np.float64)
+    for start, pixels in chunks(x, batch_size):
+        for view in _views(pixels, tta):
+            probs[start: start + len(pixels)] += model.predict(view.astype("float32"), batch_size=batch_size,
+                                                               verbose=0)
+    probs /= probs.sum(axis=1, keepdims=True)
+    return probs.astype(np.float32)
+
+
+def _views(x, tta):
     bases = [x, x[:, :, ::-1]] if tta in ("flip", "flip+crops") else [x]
     views = list(bases)
     if tta in ("crops", "flip+crops"):
@@ -26,8 +39,4 @@ def predict(model, x, tta="flip", batch_size=512):
         for image in bases:
             padded = np.pad(image, ((0, 0), (p, p), (p, p), (0, 0)), mode="edge")
             views += [padded[:, dy: dy + h, dx: dx + w] for dy in (0, 2 * p) for dx in (0, 2 * p)]
-    probs = np.zeros((len(x), model.output_shape[-1]), dtype=np.float64)
-    for view in views:
-        probs += model.predict(view.astype("float32"), batch_size=batch_size, verbose=0)
-    probs /= probs.sum(axis=1, keepdims=True)
-    return probs.astype(np.float32)
+    return views
