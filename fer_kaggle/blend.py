@@ -90,7 +90,7 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
         atomic.write_npy(blend_dir / "test.npy", blender.predict_proba(tests))
         atomic.write_json(blend_dir / "metrics.json", metrics)
         shown = "" if metric.name in ("accuracy", "log_loss") else f"{metric.name} {metrics['score']:.4f} "
-        log(f"blend {m}: nested-CV {shown}accuracy {metrics['accuracy']:.4f} log loss {metrics['log_loss']:.4f}"
+        log(f"blend {m}: {'nested-CV' if len(rows) == len(comp.y_train) else 'holdout'} {shown}accuracy {metrics['accuracy']:.4f} log loss {metrics['log_loss']:.4f}"
             + (" <- chosen" if m == chosen and len(best.methods) > 1 else ""))
 
     blender, decision = tried[chosen], best.decision_

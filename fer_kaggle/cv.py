@@ -378,7 +378,7 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
             bs = variant.train["batch_size"]
             step = measure_step_seconds(build, variant.train) if time_limit else max(flops, 1) * 3e-9 * bs
             step_seconds[variant.name] = step
-            epoch_seconds[variant.name] = step * (n_fold_train // bs)
+            epoch_seconds[variant.name] = step * max(1, n_fold_train // bs)
             for k in todo:
                 inputs = read_inputs(oof_dir / variant.name / f"fold{k}")
                 rows = n_fold_train if inputs is None else len(inputs.weights)

@@ -8,6 +8,10 @@ BENCHMARKS.md holds the measurements that chose each value.
 - cpu:   the real data on a 2-core CPU: cv plus blend within 60 minutes. One compact VGG
          trained as long as the hour allows (cosine to zero, sized by the measured step
          time): on fold 0, more epochs of one fast network beat more networks.
+- auto:  the cpu preset's settings and hour, the network and fold scheme chosen on the spot
+         (`fer_kaggle/choice.py`): the ladder's steps timed on this machine and the widest
+         network that affords 16 epochs, as 5 fold models or one holdout model. Measured on
+         CIFAR-10 only so far (BENCHMARKS.md), so `cpu` stays FER2013's measured choice.
 - gpu:   the real data on one GPU (JAX backend, bfloat16): several larger networks, each
          trained for as many epochs as the time allows (up to 200), three fold jobs at once
          sharing the GPU, in pieces of 550 s that resume one another (the time limit counts
@@ -22,6 +26,15 @@ from fer_kaggle.training.config import DEFAULTS, resolve_config
 # to zero when the time is up, smooth the labels, keep the final (honest) weights.
 _ENGINE = {"schedule": "cosine", "warmup": 0.03, "min_learning_rate": 0.0, "label_smoothing": 0.1,
            "early_stopping_patience": 0, "select": "last", "tta": "flip"}
+
+# The cpu preset's training (and the auto preset's, whatever network it chooses).
+_CPU_TRAIN = {**_ENGINE, "epochs": 40, "batch_size": 128, "optimizer": "adam", "learning_rate": 2e-3,
+              "flip": True, "shift": 0.08, "zoom": 0.0, "rotation": 0.0,
+              "tta": "flip+crops",  # 10 views: +0.36 points of OOF accuracy over flip on FER2013's fold models
+              "val_every": 4}  # a curve of about five points; validation's seconds go to training
+
+# The networks a preset with a ladder chooses from, fastest first (BENCHMARKS.md, CIFAR-10 ladder).
+LADDER = ("vgg_fast16", "pool_first16", "pool_first32", "pool_first48", "pool_first64")
 
 PRESETS = {
     "smoke": {
@@ -38,11 +51,15 @@ PRESETS = {
     },
     "cpu": {
         "variants": ["vgg_fast16"],
-        "train": {**_ENGINE, "epochs": 40, "batch_size": 128, "optimizer": "adam", "learning_rate": 2e-3,
-                  "flip": True, "shift": 0.08, "zoom": 0.0, "rotation": 0.0,
-                  "tta": "flip+crops",  # 10 views: +0.36 points of OOF accuracy over flip on this preset's fold models
-                  "val_every": 4},  # a curve of about five points; validation's seconds go to training
+        "train": _CPU_TRAIN,
         "time_limit": 3450,  # the blend takes about 10 s: cv plus blend stay inside the hour
+        "jobs": 1,
+    },
+    "auto": {
+        "variants": ["vgg_fast16"],  # what bench and tune time; cv trains the ladder's choice
+        "ladder": LADDER,
+        "train": _CPU_TRAIN,
+        "time_limit": 3450,
         "jobs": 1,
     },
     "gpu": {

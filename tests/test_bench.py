@@ -1,8 +1,6 @@
 """`make bench`'s measurements run and report sane figures (speed targets are checked by
 `make bench` itself, never by timed unit tests)."""
 
-import pytest
-
 from fer_kaggle import training
 from fer_kaggle.bench import blending, memory
 from fer_kaggle.bench import training as bench_training
@@ -32,17 +30,3 @@ def test_fold_job_memory_is_measured(tiny_comp):
     comp, folds, meta, tmp = tiny_comp
     rss = memory.fold_job_peak_rss_bytes(tmp / "data", "smoke", "cnn_tiny")
     assert 50 * 2**20 < rss < 6 * 2**30
-
-
-def test_the_ladder_times_each_network_and_counts_the_epochs_each_scheme_affords(tiny_comp):
-    from fer_kaggle.bench.ladder import ladder_rows
-
-    comp, _, _, _ = tiny_comp
-    cfg = training.resolve_config(batch_size=32)
-    rows = ladder_rows(comp.spec, 300, 5, cfg, 600.0, names=("cnn_tiny", "pool_first16"))
-    assert [r["network"] for r in rows] == ["cnn_tiny", "pool_first16"]
-    for r in rows:
-        assert r["step_seconds"] > 0 and r["flops"] > 0 and r["params"] > 0
-        assert r["epoch_seconds"] > r["step_seconds"] * (300 * 4 // 5 // 32)  # validation's share on top
-        assert r["holdout_epochs"] == pytest.approx(5 * r["fold_epochs"])
-        assert r["holdout_epochs"] == pytest.approx(600.0 / r["epoch_seconds"])

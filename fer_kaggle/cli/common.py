@@ -41,7 +41,7 @@ def use_preset(preset, comp):
 
 
 def add_run_options(p, variants_help):
-    p.add_argument("--preset", help="smoke, demo, cpu or gpu: settings, time limit, jobs, backend (default: demo on "
+    p.add_argument("--preset", help="smoke, demo, cpu, auto or gpu: settings, time limit, jobs, backend (default: demo on "
                                     "the demo data, else cpu)")
     if variants_help:
         p.add_argument("--variants", help=variants_help)
@@ -70,10 +70,12 @@ def trainer(args, comp, folds, folds_meta, preset):
     def train(variants):
         limit = f", time limit {time_limit:.0f}s" if time_limit else ""
         spec = comp.spec
-        print(f"{args.command}: preset {preset}, {len(variants)} variants x {folds.max() + 1} folds on "
+        only = [int(k) for k in args.folds.split(",")] if getattr(args, "folds", None) else None
+        scheme = f"{folds.max() + 1} folds" if only is None else \
+            f"fold {','.join(map(str, only))} of {folds.max() + 1} only (a holdout)"
+        print(f"{args.command}: preset {preset}, {len(variants)} variants x {scheme} on "
               f"{len(comp.y_train)} images {spec.height}x{spec.width}x{spec.channels}, {spec.num_classes} classes, "
               f"metric {spec.metric} ({'demo' if comp.is_demo else comp.source}){limit}, {jobs} job(s)", flush=True)
-        only = [int(k) for k in args.folds.split(",")] if getattr(args, "folds", None) else None
         rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir, time_limit=time_limit or None, jobs=jobs,
                       scheduler=getattr(args, "scheduler", None), threads=args.threads, preset=preset,
                       piece_seconds=piece or None, only_folds=only)
@@ -120,3 +122,14 @@ def bincount(labels, n):
     import numpy as np
 
     return np.bincount(labels, minlength=n).tolist()
+
+
+def print_ladder(rows, chosen, k):
+    for r in rows:
+        mark = "*" if r["network"] == chosen["network"] else " "
+        print(f" {mark}{r['network']:14s} {r['params'] / 1e6:5.2f}M params {r['flops'] / 1e6:7.1f} MFLOPs  step "
+              f"{r['step_seconds'] * 1e3:7.1f} ms  epoch {r['epoch_seconds']:7.1f} s  predict {r['predict_seconds']:6.1f} s"
+              f"  epochs: {k} folds {r['fold_epochs']:6.1f}  holdout {r['holdout_epochs']:6.1f}")
+    print(f"  chose {chosen['network']} as {'one holdout model (fold 0)' if chosen['scheme'] == 'holdout' else f'{k} fold models'}: "
+          f"{chosen['why']}")
+

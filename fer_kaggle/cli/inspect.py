@@ -146,20 +146,22 @@ def run_bench(args):
 
 
 def _print_ladder(args, comp, variants):
-    from fer_kaggle import presets
-    from fer_kaggle.bench.ladder import ladder_rows
+    from fer_kaggle import choice, presets
+    from fer_kaggle.cli.common import print_ladder
     from fer_kaggle.training import configure_backend
 
     configure_backend(args.threads)
-    limit, k, spec = presets.PRESETS[args.preset]["time_limit"] or 3450, args.ladder_folds, comp.spec
-    chosen = ", ".join(v.model for v in variants)
+    preset = presets.PRESETS[args.preset]
+    limit, k, spec = preset["time_limit"] or 3450, args.ladder_folds, comp.spec
+    ladder = preset.get("ladder") or presets.LADDER
+    rows = choice.measure_ladder(spec, len(comp.y_train), len(comp.test_ids), k, variants[0].train, limit, ladder)
     print(f"ladder: the networks' training steps on {spec.height}x{spec.width}x{spec.channels} images, batch "
           f"{variants[0].train['batch_size']}, and the epochs {limit:.0f}s (preset {args.preset}) afford as {k} fold "
-          f"models or one holdout model (`cv --folds 0`); the preset trains {chosen} x {k} folds:")
-    for r in ladder_rows(spec, len(comp.y_train), k, variants[0].train, limit):
-        print(f"  {r['network']:14s} {r['params'] / 1e6:5.2f}M params {r['flops'] / 1e6:7.1f} MFLOPs  step "
-              f"{r['step_seconds'] * 1e3:7.1f} ms  epoch {r['epoch_seconds']:7.1f} s  epochs: {k} folds "
-              f"{r['fold_epochs']:6.1f}  holdout {r['holdout_epochs']:6.1f}")
+          f"models or one holdout model (`cv --folds 0`), {variants[0].train['tta']} TTA counted:")
+    print_ladder(rows, choice.choose(rows, k), k)
+    if "ladder" not in preset:
+        print(f"  (preset {args.preset} trains {', '.join(v.model for v in variants)} x {k} folds, not the choice; "
+              f"preset auto trains the choice)")
 
 
 def bench_arguments(p):

@@ -40,7 +40,8 @@ def run_blend(args):
     weights = ", ".join(f"{k} {v:.3f}" for k, v in manifest["weights"].items())
     cv = manifest["cv"]
     print(f"blend: {manifest['method']} of {len(manifest['members'])} members ({weights}); {manifest['decision']}")
-    print(f"  nested-CV {cv['metric']} {cv['score']:.4f} (accuracy {cv['accuracy']:.4f}, log loss {cv['log_loss']:.4f})")
+    print(f"  {scored_on(cv)} {cv['metric']} {cv['score']:.4f} (accuracy {cv['accuracy']:.4f}, log loss "
+          f"{cv['log_loss']:.4f})")
     if "demo_test_accuracy" in manifest:
         print(f"  demo test {cv['metric']} {manifest['demo_test_score']:.4f}")
     print(f"  wrote {args.submissions_dir}/{manifest['csv']} (the sample submission's format) and its manifest")
@@ -123,7 +124,7 @@ def run_submissions(args):
         m = read_json(manifests[-1])
         cv = m["cv"]
         print(f"submission: {Path(args.submissions_dir) / m['csv']} ({m['method']} of {', '.join(m['members'])})")
-        print(f"nested-CV {cv.get('metric', 'accuracy')} {cv.get('score', cv['accuracy']):.4f} (accuracy "
+        print(f"{scored_on(cv)} {cv.get('metric', 'accuracy')} {cv.get('score', cv['accuracy']):.4f} (accuracy "
               f"{cv['accuracy']:.4f}, log loss {cv['log_loss']:.4f})")
         if Path("reports", "index.html").exists():
             print(f"report: {Path('reports', 'index.html').resolve()}")
@@ -140,6 +141,11 @@ def run_submissions(args):
 
 def submissions_arguments(p):
     p.add_argument("--latest", action="store_true", help="only the newest: its path, nested-CV score and the report page")
+
+
+def scored_on(cv):
+    """How a manifest's score was measured: nested CV over every row, or a holdout's rows."""
+    return f"holdout ({cv['rows']} rows, nested)" if cv.get("kind") == "holdout" else "nested-CV"
 
 
 COMMANDS = [

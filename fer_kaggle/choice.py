@@ -1,0 +1,78 @@
+"""A preset's choice of network and fold scheme, made on the spot from measurements: each
+network of the preset's ladder has its training step timed on this machine on the
+competition's images, which gives the epochs the time limit affords it as K fold models or
+as one holdout model (`cv --folds 0`: fold 0's model alone, trained on the same rows as a
+fold job, K times as long); prediction with the preset's TTA is counted. The rule: the
+widest network (most FLOPs) that affords at least MIN_EPOCHS epochs, as K fold models where
+it affords them so (an ensemble, and every row scored), else as one holdout model.
+
+The choice is kept in `oof/choice.json` with what it was made for (the competition, its
+folds, the preset, the time limit, the ladder): a run resumed on this machine or another
+trains what was chosen, and a changed competition or limit chooses again."""
+
+import json
+from pathlib import Path
+
+from fer_kaggle import atomic
+
+CHOICE = "choice.json"
+MIN_EPOCHS = 16  # fewer left every network of the ladder behind smaller ones given more epochs (BENCHMARKS.md)
+
+
+def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names):
+    """One row per network: parameters, FLOPs an image, measured seconds of a step and of an
+    epoch of a fold job's rows (validation's share included), seconds of one model's TTA
+    prediction of its held-out rows and the test set, and the epochs `time_limit` affords K
+    fold models and one holdout model."""
+    from fer_kaggle.models import count_flops, create_model
+    from fer_kaggle.training import TTA_VIEWS, measure_step_seconds
+    from fer_kaggle.training.plan import VALIDATION_SHARE
+
+    bs = train_cfg["batch_size"]
+    steps = max(1, n_train * (n_folds - 1) // n_folds // bs)
+    predicted = (n_train // n_folds + n_test) * TTA_VIEWS[train_cfg["tta"]]
+    rows = []
+    for name in names:
+        build = lambda name=name: create_model(name, spec.input_shape, spec.num_classes)  # noqa: E731
+        model = build()
+        step = measure_step_seconds(build, train_cfg)
+        epoch, predict = step * steps * (1 + VALIDATION_SHARE), predicted * step / bs / 3  # a forward pass ~ 1/3 step
+        rows.append({"network": name, "params": int(model.count_params()), "flops": count_flops(model),
+                     "step_seconds": step, "epoch_seconds": epoch, "predict_seconds": predict,
+                     "fold_epochs": max(0.0, time_limit - n_folds * predict) / (n_folds * epoch),
+                     "holdout_epochs": max(0.0, time_limit - predict) / epoch})
+    return rows
+
+
+def choose(rows, n_folds, min_epochs=MIN_EPOCHS):
+    """{network, scheme ('folds' or 'holdout'), epochs, why} by the rule above; the fastest
+    network as K fold models where none affords `min_epochs`."""
+    for r in sorted(rows, key=lambda r: -r["flops"]):
+        if r["fold_epochs"] >= min_epochs:
+            return {"network": r["network"], "scheme": "folds", "epochs": r["fold_epochs"],
+                    "why": f"the widest network that affords {min_epochs} epochs as {n_folds} fold models "
+                           f"({r['fold_epochs']:.1f})"}
+        if r["holdout_epochs"] >= min_epochs:
+            return {"network": r["network"], "scheme": "holdout", "epochs": r["holdout_epochs"],
+                    "why": f"the widest network that affords {min_epochs} epochs: {r['holdout_epochs']:.1f} as one "
+                           f"holdout model, {r['fold_epochs']:.1f} as {n_folds} fold models"}
+    fastest = min(rows, key=lambda r: r["epoch_seconds"])
+    return {"network": fastest["network"], "scheme": "folds", "epochs": fastest["fold_epochs"],
+            "why": f"no network affords {min_epochs} epochs: the fastest, as {n_folds} fold models "
+                   f"({fastest['fold_epochs']:.1f} epochs)"}
+
+
+def chosen(oof_dir, made_for, measure, n_folds, log=print):
+    """The choice kept in `oof_dir/choice.json` for `made_for` (a dict naming what it is for),
+    else a new one from `measure()` (the ladder's rows), written there. Returns (choice, rows
+    or None when it was kept)."""
+    path, made_for = Path(oof_dir) / CHOICE, json.loads(json.dumps(made_for))  # as it reads back
+    if path.exists():
+        kept = atomic.read_json(path)
+        if kept.get("made_for") == made_for:
+            return kept["choice"], None
+        log(f"{path}: made for another competition, folds, preset, limit or ladder: choosing again")
+    rows = measure()
+    choice = choose(rows, n_folds)
+    atomic.write_json(path, {"made_for": made_for, "choice": choice, "ladder": rows})
+    return choice, rows

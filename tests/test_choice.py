@@ -1,0 +1,85 @@
+"""A preset with a ladder (`auto`) chooses its network and fold scheme from step times
+measured on the spot, by one rule, keeps the choice for a resumed run, and trains it."""
+
+import pytest
+
+from fer_kaggle import choice
+from fer_kaggle.atomic import read_json
+from fer_kaggle.cli import main
+from fer_kaggle.data.synthetic import write_demo
+
+
+def row(network, flops, fold_epochs, holdout_epochs):
+    return {"network": network, "flops": flops, "epoch_seconds": 100.0 / holdout_epochs, "fold_epochs": fold_epochs,
+            "holdout_epochs": holdout_epochs}
+
+
+def test_the_widest_network_that_affords_the_epochs_as_fold_models_else_as_one_holdout_model():
+    small, mid, wide = row("small", 1, 30, 150), row("mid", 4, 10, 50), row("wide", 9, 3, 15)
+    assert choice.choose([small, mid, wide], 5)["network"] == "mid"  # wide affords 15 < 16 even as a holdout
+    assert choice.choose([small, mid, wide], 5)["scheme"] == "holdout"
+    assert choice.choose([small, mid], 5, min_epochs=10) == {**choice.choose([small, mid], 5, min_epochs=10),
+                                                             "network": "mid", "scheme": "folds"}
+    assert choice.choose([row("a", 1, 2, 10), row("b", 2, 1, 5)], 5)["network"] == "a"  # none: the fastest
+
+
+def test_the_ladder_times_each_network_and_counts_the_epochs_each_scheme_affords(tiny_comp):
+    from fer_kaggle import training
+
+    comp, _, _, _ = tiny_comp
+    cfg = training.resolve_config(batch_size=32, tta="flip")
+    rows = choice.measure_ladder(comp.spec, 300, 40, 5, cfg, 600.0, ("cnn_tiny", "pool_first16"))
+    assert [r["network"] for r in rows] == ["cnn_tiny", "pool_first16"]
+    for r in rows:
+        assert r["step_seconds"] > 0 and r["flops"] > 0 and r["params"] > 0
+        assert r["epoch_seconds"] > r["step_seconds"] * (300 * 4 // 5 // 32)  # validation's share on top
+        assert r["predict_seconds"] == pytest.approx((60 + 40) * 2 * r["step_seconds"] / 32 / 3)
+        assert r["holdout_epochs"] == pytest.approx((600.0 - r["predict_seconds"]) / r["epoch_seconds"])
+        assert r["fold_epochs"] == pytest.approx((600.0 - 5 * r["predict_seconds"]) / (5 * r["epoch_seconds"]))
+
+
+def test_a_choice_is_kept_for_what_it_was_made_for_and_made_again_for_anything_else(tmp_path):
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return [row("small", 1, 30, 150), row("wide", 9, 3, 20)]
+
+    made_for = {"preset": "auto", "time_limit": 100, "train": {"shift": (0.1, 0.1)}}
+    first, rows = choice.chosen(tmp_path, made_for, measure, 5)
+    assert first["network"] == "wide" and first["scheme"] == "holdout" and rows and len(calls) == 1
+    again, rows = choice.chosen(tmp_path, made_for, measure, 5)
+    assert again == first and rows is None and len(calls) == 1  # tuples read back as lists still match
+    choice.chosen(tmp_path, {**made_for, "time_limit": 200}, measure, 5, log=lambda m: None)
+    assert len(calls) == 2
+
+
+def test_cv_with_the_auto_preset_prints_and_trains_its_choice_and_a_rerun_keeps_it(tmp_path, monkeypatch, capsys):
+    directory = write_demo(tmp_path / "comp", "images", n_train=150, n_test=30, n_classes=4)
+    base = ["--data-dir", str(tmp_path / "data"), "--oof-dir", str(tmp_path / "oof")]
+    assert main(base + ["data", "--source", str(directory)]) == 0
+    assert main(base + ["folds", "--k", "3"]) == 0
+    seen = {}
+
+    def measured(spec, n_train, n_test, n_folds, train, limit, names):
+        seen.update(n_train=n_train, n_test=n_test, n_folds=n_folds, names=tuple(names), tta=train["tta"])
+        return [{**row("cnn_tiny", 5, 2, 40), "params": 1, "step_seconds": 0.1, "predict_seconds": 1.0},
+                {**row("vgg_fast16", 9, 1, 8), "params": 2, "step_seconds": 0.2, "predict_seconds": 2.0}]
+
+    monkeypatch.setattr(choice, "measure_ladder", measured)
+    cv = ["cv", "--preset", "auto", "--time-limit", "60", "--set", "epochs=1", "--set", "filters=(4,8)"]
+    assert main(base + cv) == 0
+    out = capsys.readouterr().out
+    assert "chose cnn_tiny as one holdout model (fold 0)" in out and "fold 0 of 3 only (a holdout)" in out
+    assert seen == {"n_train": 150, "n_test": 30, "n_folds": 3, "names": choice_ladder(), "tta": "flip+crops"}
+    assert read_json(tmp_path / "oof" / "cnn_tiny" / "metrics.json")["folds_trained"] == [0]
+    assert not (tmp_path / "oof" / "cnn_tiny" / "fold1").exists()
+    monkeypatch.setattr(choice, "measure_ladder", lambda *a: pytest.fail("a kept choice is measured again"))
+    assert main(base + cv) == 0
+    assert "keeps its choice" in capsys.readouterr().out
+
+
+def choice_ladder():
+    from fer_kaggle.presets import LADDER
+
+    return tuple(LADDER)
