@@ -10,7 +10,7 @@ BENCHMARKS.md holds the measurements that chose each value.
          time): on fold 0, more epochs of one fast network beat more networks.
 - auto:  the cpu preset's settings and hour, the network and fold scheme chosen on the spot
          (`fer_kaggle/choice.py`): the ladder's steps timed on this machine and the widest
-         network that affords 16 epochs, as 5 fold models or one holdout model. Measured on
+         network that affords 15 epochs, as 5 fold models or one holdout model. Measured on
          CIFAR-10 only so far (BENCHMARKS.md), so `cpu` stays FER2013's measured choice.
 - gpu:   the real data on one GPU (JAX backend, bfloat16): several larger networks, each
          trained for as many epochs as the time allows (up to 200), three fold jobs at once

@@ -15,12 +15,13 @@ def row(network, flops, fold_epochs, holdout_epochs):
 
 
 def test_the_widest_network_that_affords_the_epochs_as_fold_models_else_as_one_holdout_model():
-    small, mid, wide = row("small", 1, 30, 150), row("mid", 4, 10, 50), row("wide", 9, 3, 15)
-    assert choice.choose([small, mid, wide], 5)["network"] == "mid"  # wide affords 15 < 16 even as a holdout
+    small, mid, wide = row("small", 1, 30, 150), row("mid", 4, 10, 50), row("wide", 9, 3, 14)
+    assert choice.choose([small, mid, wide], 5)["network"] == "mid"  # wide affords 14 < 15 even as a holdout
     assert choice.choose([small, mid, wide], 5)["scheme"] == "holdout"
     assert choice.choose([small, mid], 5, min_epochs=10) == {**choice.choose([small, mid], 5, min_epochs=10),
                                                              "network": "mid", "scheme": "folds"}
     assert choice.choose([row("a", 1, 2, 10), row("b", 2, 1, 5)], 5)["network"] == "a"  # none: the fastest
+    assert choice.MIN_EPOCHS == 15
 
 
 def test_the_ladder_times_each_network_and_counts_the_epochs_each_scheme_affords(tiny_comp):
