@@ -130,15 +130,13 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
 
 def _common_rows(oofs, names, log):
     """The rows every member predicts: all, or a holdout's (members trained on some folds)."""
-    from fer_kaggle.cv import covered_rows
-
-    covered = [set(covered_rows(o).tolist()) for o in oofs]
-    rows = np.array(sorted(set.intersection(*covered)), dtype=np.int64)
+    predicted = [~np.isnan(o[:, 0]) for o in oofs]  # a holdout variant's OOF is NaN outside its folds
+    rows = np.flatnonzero(np.all(predicted, axis=0))
     if len(rows) == 0:
         raise ConfigError(f"the members {', '.join(names)} were held out on different folds: no row is predicted by "
                           "all of them; blend members of the same folds (--members)")
     if len(rows) < len(oofs[0]):
-        fewest = min(range(len(names)), key=lambda i: len(covered[i]))
+        fewest = int(np.argmin([p.sum() for p in predicted]))
         log(f"blend: on the {len(rows)} held-out rows every member predicts ({names[fewest]} was trained on a "
             f"holdout), of {len(oofs[0])}: its weights, decision and scores are nested within them")
     return rows
