@@ -132,4 +132,3 @@ def print_ladder(rows, chosen, k):
               f"  epochs: {k} folds {r['fold_epochs']:6.1f}  holdout {r['holdout_epochs']:6.1f}")
     print(f"  chose {chosen['network']} as {'one holdout model (fold 0)' if chosen['scheme'] == 'holdout' else f'{k} fold models'}: "
           f"{chosen['why']}")
-
