@@ -25,14 +25,20 @@ def stem_of(model):
     return None, None
 
 
-def patch_eigens(inputs, kernel_size):
+def patch_eigens(inputs, kernel_size, chunk=256):
     """Eigenvalues (largest first) and eigenvectors (columns) of the uncentered covariance of
-    the (kh, kw, channels) patches of `inputs` (n, h, w, c), flattened in a Conv2D kernel's order."""
+    the (kh, kw, channels) patches of `inputs` (n, h, w, c), flattened in a Conv2D kernel's order
+    (summed over chunks of images: the patches of all of them are never held at once)."""
     kh, kw = kernel_size
     n, h, w, c = inputs.shape
-    patches = np.stack([inputs[:, i:h - kh + 1 + i, j:w - kw + 1 + j, :] for i in range(kh) for j in range(kw)], axis=3)
-    flat = patches.reshape(-1, kh * kw * c).astype(np.float64)
-    values, vectors = np.linalg.eigh(flat.T @ flat / len(flat))
+    moment, count = np.zeros((kh * kw * c,) * 2), 0
+    for start in range(0, n, chunk):
+        part = inputs[start:start + chunk]
+        patches = np.stack([part[:, i:h - kh + 1 + i, j:w - kw + 1 + j, :] for i in range(kh) for j in range(kw)],
+                           axis=3)
+        flat = patches.reshape(-1, kh * kw * c).astype(np.float64)
+        moment, count = moment + flat.T @ flat, count + len(flat)
+    values, vectors = np.linalg.eigh(moment / count)
     return values[::-1], vectors[:, ::-1]
 
 
@@ -50,7 +56,7 @@ def whiten_stem(model, images, seed=0, batch_size=256):
         return False
     rows = np.random.default_rng(seed).permutation(len(images))[:WHITEN_IMAGES]
     to_stem = keras.Model(owner.inputs, stem.input)
-    inputs = np.asarray(to_stem.predict(images[np.sort(rows)], batch_size=batch_size, verbose=0), dtype=np.float64)
+    inputs = np.asarray(to_stem.predict(images[np.sort(rows)], batch_size=batch_size, verbose=0), dtype=np.float32)
     values, vectors = patch_eigens(inputs, stem.kernel_size)
     weights = stem.get_weights()
     kernel = np.array(weights[0])
