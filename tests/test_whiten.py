@@ -6,7 +6,7 @@ import numpy as np
 
 from fer_kaggle import training
 from fer_kaggle.models import create_model
-from fer_kaggle.training.whiten import WHITEN_EPS, stem_of, whiten_stem
+from fer_kaggle.training.whiten import stem_of, whiten_stem
 
 
 def correlated_images(n=96, side=16, seed=0):
@@ -33,7 +33,7 @@ def test_the_whitened_stem_outputs_decorrelated_unit_variance_patches_and_stays_
     assert np.abs(cov - np.diag(values)).max() < 1e-3  # decorrelated
     big = values > 0.5  # unit variance, but for directions with eigenvalues near WHITEN_EPS
     assert big.sum() >= 6 and np.allclose(values[big], 1.0, atol=0.05)
-    assert np.all(values <= 1.0 + 1e-6) and WHITEN_EPS > 0
+    assert np.all(values <= 1.0 + 1e-6)  # lambda / (lambda + WHITEN_EPS)
 
     cfg = training.resolve_config(epochs=1, batch_size=32, whiten=True, val_every=1)
     fitted, _ = training.fit(lambda: create_model("pool_first16", x.shape[1:], 3), x[:64], y[:64], x[64:], y[64:],
@@ -42,6 +42,8 @@ def test_the_whitened_stem_outputs_decorrelated_unit_variance_patches_and_stays_
     fresh = create_model("pool_first16", x.shape[1:], 3)
     whiten_stem(fresh, x[:64])  # the fold's training rows only: what fit whitened on
     assert np.allclose(kernel, stem_of(fresh)[1].get_weights()[0], atol=1e-5)  # frozen through training
+    fitted.save(tmp_path / "saved.keras")  # what a checkpoint keeps: a resumed run trains it no more
+    assert not stem_of(keras.models.load_model(tmp_path / "saved.keras"))[1].trainable
 
 
 def test_a_network_without_a_stem_is_left_as_it_is():
