@@ -115,7 +115,7 @@ def run_bench(args):
         print(f"reading {comp.source} (best of {args.repeats}):")
         for name, seconds, ratio in bench_parse(comp.source, repeats=args.repeats):
             print(f"  {name:36s} {seconds:8.3f} s   {ratio:6.1f}x faster than the baseline")
-    variants = presets.resolve(args.preset, names(args.variants), spec=spec)
+    variants = presets.resolve(args.preset, names(args.variants), presets.parse_settings(args.set), spec=spec)
     if "training" in only:
         from fer_kaggle.training import configure_backend
 
@@ -171,6 +171,8 @@ def bench_arguments(p):
     p.add_argument("--ladder-folds", type=int, default=5, help="the K of the ladder's K fold models (default 5)")
     p.add_argument("--preset", default="cpu", help="whose variants and settings to time (default cpu)")
     p.add_argument("--variants", help="comma-separated variants (default: the preset's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a training setting or a model hyperparameter of the timed variants (repeatable)")
     p.add_argument("--steps", type=int, default=30, help="training steps per timed epoch (default 30)")
     p.add_argument("--threads", type=int, help="backend threads (default: all cores)")
 
