@@ -35,15 +35,12 @@ _CPU_TRAIN = {**_ENGINE, "epochs": 40, "batch_size": 128, "optimizer": "adam", "
               "tta": "flip+crops",  # 10 views: +0.36 points of OOF accuracy over flip on FER2013's fold models
               "val_every": 4}  # a curve of about five points; validation's seconds go to training
 
-# The auto preset's training: the cpu preset's with random erasing and the optimizer of the fastest
-# published CIFAR-10 trainers (airbench) at this batch size: SGD-Nesterov, momentum 0.85, peak rate 0.2
-# (airbench's 11.5 per 1024 examples, its momentum's gain divided out, for a batch of 128's mean loss)
-# and decoupled decay 0.008 of the rate (airbench's per-step decay at this batch), label smoothing 0.2.
-# For the wide networks the ladder affords, which overfit. BENCHMARKS.md, CIFAR-10: pool_first32 as a
-# holdout model on fold 0, 6 epochs: this SGD 0.8430 against AdamW's 0.8353 (both erasing 0.25; an
-# average of the weights, ema 0.999, 0.8319); in the hour, pool_first64's holdout 0.9023 (the blend
-# 0.9010) against AdamW's 0.8985. Before that, AdamW at 0.2 0.8326 against Adam's 0.8281 in 480 s, and
-# erasing 0.25 0.8461 against 0.8437 in 8 epochs.
+# The auto preset's training: the cpu preset's with random erasing and airbench's optimizer carried to
+# this batch: SGD-Nesterov, momentum 0.85, peak rate 0.2 (its 11.5 per 1024 examples, the momentum's gain
+# divided out, on a batch of 128's mean loss), decoupled decay 0.008 (its decay a step at this batch, as
+# a share of the rate), label smoothing 0.2. BENCHMARKS.md, CIFAR-10: pool_first32 on fold 0, 6 epochs,
+# 0.8430 against AdamW's 0.8353 (a weight average 0.8319); in the hour, pool_first64 0.9023 against
+# AdamW's 0.8985; erasing 0.25 0.8461 against 0.8437 at 8 epochs.
 _AUTO_TRAIN = {**_CPU_TRAIN, "optimizer": "sgd", "momentum": 0.85, "learning_rate": 0.2, "weight_decay": 0.008,
                "label_smoothing": 0.2, "erasing": 0.25}
 
