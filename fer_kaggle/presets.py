@@ -44,6 +44,17 @@ _CPU_TRAIN = {**_ENGINE, "epochs": 40, "batch_size": 128, "optimizer": "adam", "
 _AUTO_TRAIN = {**_CPU_TRAIN, "optimizer": "sgd", "momentum": 0.85, "learning_rate": 0.2, "weight_decay": 0.008,
                "label_smoothing": 0.2, "erasing": 0.25}
 
+# Pretrained variants (fer_kaggle.models.pretrained): a network of the registry and the training
+# settings of its recipe, over the preset's. The probe fits a classifier on the frozen features of each
+# image and its mirror; fine-tuning trains the whole network (its batch norm frozen) from ImageNet's
+# weights at a small rate, AdamW, warmed up over the first tenth.
+_FINETUNE = {"recipe": "fit", "optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 0.05, "momentum": 0.9,
+             "batch_size": 32, "label_smoothing": 0.1, "warmup": 0.1, "shift": 0.1, "zoom": 0.1, "rotation": 0.0,
+             "erasing": 0.0, "whiten": False, "tta": "flip", "epochs": 20, "val_every": 0}
+PRETRAINED = {f"lite{i}_{recipe}": (f"efficientnet_lite{i}", settings)
+              for i in range(3) for recipe, settings in (("probe", {"recipe": "probe", "tta": "flip", "batch_size": 32}),
+                                                          ("finetune", _FINETUNE))}
+
 # The networks a preset with a ladder chooses from, fastest first (BENCHMARKS.md, CIFAR-10 ladder).
 LADDER = ("vgg_fast16", "pool_first16", "pool_first32", "pool_first48", "pool_first64")
 
@@ -69,6 +80,8 @@ PRESETS = {
     "auto": {
         "variants": ["vgg_fast16"],  # what bench and tune time; cv trains the ladder's choice
         "ladder": LADDER,
+        "pretrained": ("lite0_finetune",),  # timed beside the ladder; chosen first where it affords its epochs
+        "probes": ("lite0_probe",),  # trained beside a pretrained choice
         "train": _AUTO_TRAIN,
         "time_limit": 3450,
         "jobs": 1,
@@ -122,8 +135,13 @@ def resolve(preset, variants=None, settings=None, tag=None, tuning_dir="tuning",
                 out.append(Variant(name=f"{v['name']}-{tag}" if tag else v["name"], model=v["model"],
                                    model_hp={**v["model_hp"], **model_settings}, train=cfg))
             continue
-        out.append(Variant(name=f"{name}-{tag}" if tag else name, model=name, model_hp=dict(model_settings),
-                           train=dict(train_cfg)))
+        model, cfg = name, train_cfg
+        if name in PRETRAINED:
+            model, recipe = PRETRAINED[name]
+            cfg = resolve_config(**follow_symmetries({**preset_spec["train"], **recipe, **train_settings}, spec,
+                                                     train_settings))
+        out.append(Variant(name=f"{name}-{tag}" if tag else name, model=model, model_hp=dict(model_settings),
+                           train=dict(cfg)))
     return out
 
 

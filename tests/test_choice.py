@@ -24,6 +24,33 @@ def test_the_widest_network_that_affords_the_epochs_as_fold_models_else_as_one_h
     assert choice.MIN_EPOCHS == 15
 
 
+def test_a_pretrained_network_that_affords_its_epochs_as_fold_models_comes_first_with_its_probe():
+    scratch = [row("small", 1, 30, 150), row("wide", 9, 20, 90)]
+    tuned = {**row("lite0_finetune", 800, choice.PRETRAINED_MIN_EPOCHS, 30), "pretrained": True,
+             "probes": ["lite0_probe"], "probe_seconds": 90.0}
+    picked = choice.choose(scratch + [tuned], 5)
+    assert (picked["network"], picked["scheme"], picked["with"]) == ("lite0_finetune", "folds", ["lite0_probe"])
+    short = {**tuned, "fold_epochs": choice.PRETRAINED_MIN_EPOCHS - 0.1}  # affords it only as a holdout
+    assert choice.choose(scratch + [short], 5) == choice.choose(scratch, 5)
+    assert choice.choose(scratch, 5)["network"] == "wide" and "with" not in choice.choose(scratch, 5)
+
+
+def test_the_ladder_times_a_pretrained_rung_with_its_own_settings_and_keeps_its_probe_s_time_out(tiny_comp):
+    from fer_kaggle import presets, training
+
+    comp, _, _, _ = tiny_comp
+    cfg = training.resolve_config(batch_size=32, tta="flip")
+    tuned, probe = presets.resolve("auto", ["lite0_finetune", "lite0_probe"], {"image_size": 32}, spec=comp.spec)
+    rows = choice.measure_ladder(comp.spec, 300, 40, 5, cfg, 600.0, ("cnn_tiny",), [tuned], [probe])
+    assert [r["network"] for r in rows] == ["cnn_tiny", "lite0_finetune"] and not rows[0].get("pretrained")
+    r = rows[1]
+    assert r["pretrained"] and r["probes"] == ["lite0_probe"] and r["flops"] > rows[0]["flops"]
+    assert r["probe_seconds"] > 0
+    assert r["fold_epochs"] == pytest.approx((600.0 - r["probe_seconds"] - 5 * r["predict_seconds"])
+                                             / (5 * r["epoch_seconds"]))
+    assert r["epoch_seconds"] > r["step_seconds"] * (300 * 4 // 5 // tuned.train["batch_size"])
+
+
 def test_the_ladder_times_each_network_and_counts_the_epochs_each_scheme_affords(tiny_comp):
     from fer_kaggle import training
 
@@ -62,8 +89,9 @@ def test_cv_with_the_auto_preset_prints_and_trains_its_choice_and_a_rerun_keeps_
     assert main(base + ["folds", "--k", "3"]) == 0
     seen = {}
 
-    def measured(spec, n_train, n_test, n_folds, train, limit, names):
-        seen.update(n_train=n_train, n_test=n_test, n_folds=n_folds, names=tuple(names), tta=train["tta"])
+    def measured(spec, n_train, n_test, n_folds, train, limit, names, pretrained, probes):
+        seen.update(n_train=n_train, n_test=n_test, n_folds=n_folds, names=tuple(names), tta=train["tta"],
+                    pretrained=[v.name for v in pretrained + probes])
         return [{**row("cnn_tiny", 5, 2, 40), "params": 1, "step_seconds": 0.1, "predict_seconds": 1.0},
                 {**row("vgg_fast16", 9, 1, 8), "params": 2, "step_seconds": 0.2, "predict_seconds": 2.0}]
 
@@ -72,7 +100,8 @@ def test_cv_with_the_auto_preset_prints_and_trains_its_choice_and_a_rerun_keeps_
     assert main(base + cv) == 0
     out = capsys.readouterr().out
     assert "chose cnn_tiny as one holdout model (fold 0)" in out and "fold 0 of 3 only (a holdout)" in out
-    assert seen == {"n_train": 150, "n_test": 30, "n_folds": 3, "names": choice_ladder(), "tta": "flip+crops"}
+    assert seen == {"n_train": 150, "n_test": 30, "n_folds": 3, "names": choice_ladder(), "tta": "flip+crops",
+                    "pretrained": ["lite0_finetune", "lite0_probe"]}
     assert read_json(tmp_path / "oof" / "cnn_tiny" / "metrics.json")["folds_trained"] == [0]
     assert not (tmp_path / "oof" / "cnn_tiny" / "fold1").exists()
     monkeypatch.setattr(choice, "measure_ladder", lambda *a: pytest.fail("a kept choice is measured again"))

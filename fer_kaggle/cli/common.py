@@ -127,8 +127,13 @@ def bincount(labels, n):
 def print_ladder(rows, chosen, k):
     for r in rows:
         mark = "*" if r["network"] == chosen["network"] else " "
-        print(f" {mark}{r['network']:14s} {r['params'] / 1e6:5.2f}M params {r['flops'] / 1e6:7.1f} MFLOPs  step "
+        print(f" {mark}{r['network']:15s} {r['params'] / 1e6:5.2f}M params {r['flops'] / 1e6:7.1f} MFLOPs  step "
               f"{r['step_seconds'] * 1e3:7.1f} ms  epoch {r['epoch_seconds']:7.1f} s  predict {r['predict_seconds']:6.1f} s"
               f"  epochs: {k} folds {r['fold_epochs']:6.1f}  holdout {r['holdout_epochs']:6.1f}")
-    print(f"  chose {chosen['network']} as {'one holdout model (fold 0)' if chosen['scheme'] == 'holdout' else f'{k} fold models'}: "
-          f"{chosen['why']}")
+    print(f"  chose {describe_choice(chosen, k)}: {chosen['why']}")
+
+
+def describe_choice(chosen, k):
+    scheme = "one holdout model (fold 0)" if chosen["scheme"] == "holdout" else f"{k} fold models"
+    beside = f", with {', '.join(chosen['with'])}" if chosen.get("with") else ""
+    return f"{chosen['network']} as {scheme}{beside}"

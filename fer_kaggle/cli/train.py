@@ -16,7 +16,7 @@ def run_cv(args):
     settings = presets.parse_settings(args.set)
     chosen = names(args.variants)
     if "ladder" in presets.PRESETS[preset] and not chosen:
-        chosen = [_choose(args, comp, folds, folds_meta, preset, settings)]
+        chosen = _choose(args, comp, folds, folds_meta, preset, settings)
     variants = presets.resolve(preset, chosen, settings, args.tag, args.tuning_dir, spec=comp.spec)
     trainer(args, comp, folds, folds_meta, preset)(variants)
 
@@ -25,31 +25,37 @@ def _choose(args, comp, folds, folds_meta, preset, settings):
     """The ladder's choice for this competition and machine (kept in oof/choice.json); sets
     args.folds to fold 0 for a holdout, unless --folds is given."""
     from fer_kaggle import choice, presets
-    from fer_kaggle.cli.common import print_ladder
+    from fer_kaggle.cli.common import describe_choice, print_ladder
     from fer_kaggle.data.folds import FOLD_KEYS
-    from fer_kaggle.training import configure_backend
+    from fer_kaggle.training import DEFAULTS, configure_backend
 
     spec, k = presets.PRESETS[preset], int(folds.max()) + 1
     limit = args.time_limit if args.time_limit is not None else spec["time_limit"]
     train = presets.resolve(preset, None, settings, spec=comp.spec)[0].train
+    training_settings = {key: value for key, value in settings.items() if key in DEFAULTS}  # not the ladder's models'
+    pretrained = presets.resolve(preset, spec.get("pretrained", ()), training_settings, spec=comp.spec) \
+        if spec.get("pretrained") else []
+    probes = presets.resolve(preset, spec.get("probes", ()), training_settings, spec=comp.spec) if pretrained else []
     made_for = {"preset": preset, "folds": {key: folds_meta[key] for key in FOLD_KEYS}, "time_limit": limit,
-                "ladder": list(spec["ladder"]), "train": train}
+                "ladder": list(spec["ladder"]), "train": train,
+                "pretrained": {v.name: v.train for v in pretrained + probes}}
 
     def measure():
         configure_backend(args.threads)
-        print(f"cv: preset {preset} times its ladder on this machine ({len(spec['ladder'])} networks)", flush=True)
+        print(f"cv: preset {preset} times its ladder on this machine ({len(spec['ladder']) + len(pretrained)} "
+              f"networks)", flush=True)
         return choice.measure_ladder(comp.spec, len(comp.y_train), len(comp.test_ids), k, train, limit or 3450,
-                                     spec["ladder"])
+                                     spec["ladder"], pretrained, probes)
 
     picked, rows = choice.chosen(args.oof_dir, made_for, measure, k)
     if rows:
         print_ladder(rows, picked, k)
     else:
-        print(f"cv: preset {preset} keeps its choice ({args.oof_dir}/{choice.CHOICE}): {picked['network']} as "
-              f"{'one holdout model' if picked['scheme'] == 'holdout' else f'{k} fold models'}: {picked['why']}")
+        print(f"cv: preset {preset} keeps its choice ({args.oof_dir}/{choice.CHOICE}): {describe_choice(picked, k)}: "
+              f"{picked['why']}")
     if picked["scheme"] == "holdout" and not args.folds:
         args.folds = "0"
-    return picked["network"]
+    return list(picked.get("with", [])) + [picked["network"]]
 
 
 def cv_arguments(p):

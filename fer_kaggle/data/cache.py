@@ -78,9 +78,14 @@ def _read(directory, source, overrides, apply_overrides):
     with np.load(directory / "meta.npz", allow_pickle=False) as z:
         meta = {k: z[k] for k in _META if k in z.files}
         train_sha256 = str(z["train_sha256"])
+    cache_root = directory.parent
+
+    def reread(image_size):
+        return load_cached(source, cache_root, {**overrides, "image_size": list(image_size), "resize": "resize"})
+
     return Competition(x_train=np.load(directory / "x_train.npy", mmap_mode="r"),
                        x_test=np.load(directory / "x_test.npy", mmap_mode="r"), train_sha256=train_sha256,
-                       spec=apply_overrides(spec, overrides), source=str(source), **meta)
+                       spec=apply_overrides(spec, overrides), source=str(source), reread=reread, **meta)
 
 
 def _allocator(directory):

@@ -24,6 +24,23 @@ class Competition:
     sample_ids: np.ndarray = None  # str: the sample submission's ids in its order, when there is one
     test_labels: np.ndarray = None  # codes, only where the source holds them (demo, fer2013.csv)
     is_demo: bool = False
+    reread: object = None  # reread(image_size): the same competition read at another size (the cache's)
+
+    def at_size(self, height, width):
+        """The same competition with its images at `height` x `width` (a pretrained network's
+        side): itself when that is its size, else read again from the source files into a cache
+        of its own, so large photographs are not first brought down to the training size."""
+        from fer_kaggle.errors import ConfigError
+
+        if (height, width) == (self.spec.height, self.spec.width):
+            return self
+        if self.reread is None:
+            raise ConfigError(f"this competition ({self.source or 'in memory'}) cannot be read again at {height}x{width}")
+        other = self.reread((height, width))
+        if not (np.array_equal(other.y_train, self.y_train) and np.array_equal(other.test_ids, self.test_ids)):
+            raise ConfigError(f"{self.source}: read at {height}x{width}, its labels or test ids differ")
+        other.is_demo = self.is_demo
+        return other
 
     @property
     def class_names(self):

