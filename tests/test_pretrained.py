@@ -128,9 +128,12 @@ def _windows(x, k, stride):
     return np.stack([x[:, i: i + stride * oh: stride, j: j + stride * ow: stride] for i in range(k) for j in range(k)], 3)
 
 
-def _numpy_features(sd, images):
-    """EfficientNet-Lite0's pooled features, in numpy straight from the PyTorch-layout state dict:
-    the reference the Keras conversion must equal."""
+LITE0_STRIDES = (1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1)  # its blocks: (1, 2, 2, 3, 3, 4, 1) per stage
+
+
+def _numpy_features(sd, images, strides=LITE0_STRIDES):
+    """EfficientNet-Lite's pooled features, in numpy straight from the PyTorch-layout state dict
+    and the blocks' strides: the reference the Keras conversion must equal."""
     def bn(x, p):
         return (x - sd[p + ".running_mean"]) / np.sqrt(sd[p + ".running_var"] + 1e-3) * sd[p + ".weight"] + sd[p + ".bias"]
 
@@ -145,7 +148,7 @@ def _numpy_features(sd, images):
     relu6 = lambda x: np.clip(x, 0, 6)  # noqa: E731
     x = (images.astype(np.float64) - 127.0) / 128.0
     x = relu6(bn(conv(x, sd["_conv_stem.weight"], 2), "_bn0"))
-    strides = iter((1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1))  # Lite0's blocks: (1, 2, 2, 3, 3, 4, 1) per stage
+    strides = iter(strides)
     i = 0
     while f"_blocks.{i}._depthwise_conv.weight" in sd:
         p, y, s = f"_blocks.{i}.", x, next(strides)
@@ -170,6 +173,22 @@ def test_converted_lite0_equals_an_independent_numpy_forward_pass(lite0_state):
     again = sources.build(sources.resolve("lite0"))
     assert np.array_equal(np.asarray(again.predict_on_batch(images)), keras_features)
     assert len(list(sources.cache_root().glob("*/architecture.json"))) == 1
+
+
+def test_the_kept_reference_logits_are_the_numpy_forward_pass_and_catch_a_wrong_conversion(lite0_state):
+    backbone = sources.resolve("lite0")
+    sha = sources.sha256_of(backbone.location)
+    reference = _numpy_features(lite0_state, sources.reference_image()) @ lite0_state["_fc.weight"].T \
+        + lite0_state["_fc.bias"]
+    kept = np.asarray(sources.REFERENCE_LOGITS[sha])
+    assert np.allclose(reference[0, :len(kept)], kept, atol=1e-4)
+    model = lite.load_state_dict(lite.build_backbone(lite.architecture(lite0_state), 224), lite0_state)
+    sources.check_conversion(model, lite0_state, sha, "lite0")  # right: passes
+    wrong = dict(lite0_state)  # a depthwise kernel read in the wrong orientation
+    wrong["_blocks.3._depthwise_conv.weight"] = lite0_state["_blocks.3._depthwise_conv.weight"][:, :, ::-1, :].copy()
+    model = lite.load_state_dict(lite.build_backbone(lite.architecture(wrong), 224), wrong)
+    with pytest.raises(ConfigError, match="differ from the reference"):
+        sources.check_conversion(model, lite0_state, sha, "lite0")
 
 
 # ImageNet class indices (the ILSVRC-2012 order)

@@ -120,7 +120,14 @@ def build(backbone, side=None):
 
 # ImageNet logits of the known wheels' networks on `reference_image()` at 224 pixels, classes 0-7,
 # from the independent numpy forward pass of tests/test_pretrained.py (kept to 4 decimals).
-REFERENCE_LOGITS = {}
+REFERENCE_LOGITS = {  # by the .pth file's sha256
+    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db":  # efficientnet-lite0-57934424.pth
+        (-0.6915, 0.5663, 0.0095, -1.0233, 0.1072, 1.1123, -2.6572, -0.4985),
+    "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850":  # efficientnet-lite1-77cc7160.pth
+        (0.0282, 2.3857, -1.2079, -1.3209, 0.3652, 1.1155, -1.8091, 0.1120),
+    "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d":  # efficientnet-lite2-9656183e.pth
+        (-0.4663, 2.1255, -0.9422, -1.7745, -0.8579, 0.9630, -1.2088, -1.0834),
+}
 REFERENCE_TOLERANCE = 2e-3
 
 
@@ -142,7 +149,8 @@ def check_conversion(model, state, sha, where):
     reference = REFERENCE_LOGITS.get(sha)
     if reference is None or "_fc.weight" not in state:
         return
-    got = imagenet_logits(model, state, reference_image())[0, :len(reference)]
+    side = model.input_shape[1] or 224
+    got = imagenet_logits(model, state, reference_image(side))[0, :len(reference)]
     if not np.allclose(got, reference, atol=REFERENCE_TOLERANCE):
         raise ConfigError(f"{where}: the converted network's ImageNet logits differ from the reference "
                           f"(largest difference {np.max(np.abs(got - np.asarray(reference))):.4f}): not converted right")
