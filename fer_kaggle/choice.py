@@ -68,7 +68,7 @@ def _row(variant, spec, n_train, n_test, n_folds, time_limit):
     model, step = _timed_step(variant, spec)
     epoch, predict = step * steps * (1 + VALIDATION_SHARE), predicted * step / bs / 3  # a forward pass ~ 1/3 step
     return {"network": variant.name, "params": int(model.count_params()), "flops": count_flops(model),
-            "step_seconds": step, "epoch_seconds": epoch, "predict_seconds": predict,
+            "step_seconds": step, "images_per_second": bs / step, "epoch_seconds": epoch, "predict_seconds": predict,
             "fold_epochs": max(0.0, time_limit - n_folds * predict) / (n_folds * epoch),
             "holdout_epochs": max(0.0, time_limit - predict) / epoch}
 

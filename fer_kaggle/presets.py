@@ -55,8 +55,12 @@ PRETRAINED = {f"lite{i}_{recipe}": (f"efficientnet_lite{i}", settings)
               for i in range(3) for recipe, settings in (("probe", {"recipe": "probe", "tta": "flip", "batch_size": 32}),
                                                           ("finetune", _FINETUNE))}
 
-# The networks a preset with a ladder chooses from, fastest first (BENCHMARKS.md, CIFAR-10 ladder).
+# The networks a preset with a ladder chooses from, fastest first (BENCHMARKS.md, CIFAR-10 ladder); the
+# pretrained networks timed beside them (chosen first where they afford their epochs, fer_kaggle/choice.py);
+# the linear probes trained beside a pretrained choice.
 LADDER = ("vgg_fast16", "pool_first16", "pool_first32", "pool_first48", "pool_first64")
+PRETRAINED_RUNGS = ("lite0_finetune",)
+PROBES = ("lite0_probe",)
 
 PRESETS = {
     "smoke": {
@@ -80,8 +84,8 @@ PRESETS = {
     "auto": {
         "variants": ["vgg_fast16"],  # what bench and tune time; cv trains the ladder's choice
         "ladder": LADDER,
-        "pretrained": ("lite0_finetune",),  # timed beside the ladder; chosen first where it affords its epochs
-        "probes": ("lite0_probe",),  # trained beside a pretrained choice
+        "pretrained": PRETRAINED_RUNGS,
+        "probes": PROBES,
         "train": _AUTO_TRAIN,
         "time_limit": 3450,
         "jobs": 1,
@@ -143,6 +147,16 @@ def resolve(preset, variants=None, settings=None, tag=None, tuning_dir="tuning",
         out.append(Variant(name=f"{name}-{tag}" if tag else name, model=model, model_hp=dict(model_settings),
                            train=dict(cfg)))
     return out
+
+
+def pretrained_rungs(preset, settings, spec):
+    """(the pretrained variants to time beside the ladder, the probes to train beside a pretrained
+    choice) of `preset` (a preset without a ladder: the auto preset's), with the training settings
+    among `settings` (model settings are the ladder networks')."""
+    preset_spec = PRESETS[preset]
+    training = {key: value for key, value in (settings or {}).items() if key in DEFAULTS}
+    rungs = resolve(preset, preset_spec.get("pretrained", PRETRAINED_RUNGS), training, spec=spec)
+    return rungs, resolve(preset, preset_spec.get("probes", PROBES), training, spec=spec)
 
 
 def parse_settings(pairs):

@@ -1,4 +1,5 @@
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -7,6 +8,8 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Pretrained networks converted by the tests are cached in a folder of the run, not the user's.
+os.environ.setdefault("FER_KAGGLE_CACHE", tempfile.mkdtemp(prefix="fer-kaggle-cache-"))
 
 SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013.zip"
 

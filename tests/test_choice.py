@@ -10,7 +10,8 @@ from fer_kaggle.data.synthetic import write_demo
 
 
 def row(network, flops, fold_epochs, holdout_epochs):
-    return {"network": network, "flops": flops, "epoch_seconds": 100.0 / holdout_epochs, "fold_epochs": fold_epochs,
+    return {"network": network, "flops": flops, "epoch_seconds": 100.0 / holdout_epochs, "images_per_second": 500.0,
+            "fold_epochs": fold_epochs,
             "holdout_epochs": holdout_epochs}
 
 
@@ -45,7 +46,7 @@ def test_the_ladder_times_a_pretrained_rung_with_its_own_settings_and_keeps_its_
     assert [r["network"] for r in rows] == ["cnn_tiny", "lite0_finetune"] and not rows[0].get("pretrained")
     r = rows[1]
     assert r["pretrained"] and r["probes"] == ["lite0_probe"] and r["flops"] > rows[0]["flops"]
-    assert r["probe_seconds"] > 0
+    assert r["probe_seconds"] > 0 and r["images_per_second"] == pytest.approx(32 / r["step_seconds"])
     assert r["fold_epochs"] == pytest.approx((600.0 - r["probe_seconds"] - 5 * r["predict_seconds"])
                                              / (5 * r["epoch_seconds"]))
     assert r["epoch_seconds"] > r["step_seconds"] * (300 * 4 // 5 // tuned.train["batch_size"])

@@ -271,6 +271,27 @@ def test_pretrained_model_takes_gray_images_of_any_size_and_keeps_imagenet_batch
     assert model.get_layer("to_backbone_size").output.shape[1:3] == (32, 32)
 
 
+def test_a_network_of_its_own_side_predicts_images_of_the_competition_s_size_resized_to_it():
+    """What a teacher (pseudo, distill) and the report ask of a pretrained fold model: the
+    training-size arrays, brought to the side it trained at."""
+    from PIL import Image
+
+    from fer_kaggle.models import create_model
+    from fer_kaggle.training import predict
+
+    import keras
+
+    keras.utils.set_random_seed(0)  # the new classifier's weights
+    model = create_model("efficientnet_lite0", (40, 40, 3), 3, image_size=40)
+    smooth = sources.reference_image(40)[0].astype(np.uint8)  # smooth: bilinear resizers agree on it
+    small = np.stack([np.asarray(Image.fromarray(np.roll(smooth, 7 * i, axis=1)).resize((30, 24), Image.BILINEAR))
+                      for i in range(4)])
+    by_pil = np.stack([np.asarray(Image.fromarray(im).resize((40, 40), Image.BILINEAR)) for im in small])
+    got = predict(model, small, tta="flip")
+    assert np.ptp(got, axis=0).max() > 0.1  # the images' predictions differ: the comparison can fail
+    assert np.allclose(got, predict(model, by_pil, tta="flip"), atol=0.03)
+
+
 def _run(tmp_path, *argv):
     from fer_kaggle.cli import main
 

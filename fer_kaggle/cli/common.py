@@ -128,7 +128,8 @@ def print_ladder(rows, chosen, k):
     for r in rows:
         mark = "*" if r["network"] == chosen["network"] else " "
         print(f" {mark}{r['network']:15s} {r['params'] / 1e6:5.2f}M params {r['flops'] / 1e6:7.1f} MFLOPs  step "
-              f"{r['step_seconds'] * 1e3:7.1f} ms  epoch {r['epoch_seconds']:7.1f} s  predict {r['predict_seconds']:6.1f} s"
+              f"{r['step_seconds'] * 1e3:7.1f} ms ({r['images_per_second']:6.0f} images/s)  epoch "
+              f"{r['epoch_seconds']:7.1f} s  predict {r['predict_seconds']:6.1f} s"
               f"  epochs: {k} folds {r['fold_epochs']:6.1f}  holdout {r['holdout_epochs']:6.1f}")
     print(f"  chose {describe_choice(chosen, k)}: {chosen['why']}")
 

@@ -154,10 +154,13 @@ def _print_ladder(args, comp, variants):
     preset = presets.PRESETS[args.preset]
     limit, k, spec = preset["time_limit"] or 3450, args.ladder_folds, comp.spec
     ladder = preset.get("ladder") or presets.LADDER
-    rows = choice.measure_ladder(spec, len(comp.y_train), len(comp.test_ids), k, variants[0].train, limit, ladder)
+    pretrained, probes = presets.pretrained_rungs(args.preset, presets.parse_settings(args.set), spec)
+    rows = choice.measure_ladder(spec, len(comp.y_train), len(comp.test_ids), k, variants[0].train, limit, ladder,
+                                 pretrained, probes)
     print(f"ladder: the networks' training steps on {spec.height}x{spec.width}x{spec.channels} images, batch "
-          f"{variants[0].train['batch_size']}, and the epochs {limit:.0f}s (preset {args.preset}) afford as {k} fold "
-          f"models or one holdout model (`cv --folds 0`), {variants[0].train['tta']} TTA counted:")
+          f"{variants[0].train['batch_size']} (the pretrained ones: their own side and batch), and the epochs "
+          f"{limit:.0f}s (preset {args.preset}) afford as {k} fold models or one holdout model (`cv --folds 0`), "
+          f"TTA counted:")
     print_ladder(rows, choice.choose(rows, k), k)
     if "ladder" not in preset:
         print(f"  (preset {args.preset} trains {', '.join(v.model for v in variants)} x {k} folds, not the choice; "

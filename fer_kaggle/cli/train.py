@@ -27,15 +27,12 @@ def _choose(args, comp, folds, folds_meta, preset, settings):
     from fer_kaggle import choice, presets
     from fer_kaggle.cli.common import describe_choice, print_ladder
     from fer_kaggle.data.folds import FOLD_KEYS
-    from fer_kaggle.training import DEFAULTS, configure_backend
+    from fer_kaggle.training import configure_backend
 
     spec, k = presets.PRESETS[preset], int(folds.max()) + 1
     limit = args.time_limit if args.time_limit is not None else spec["time_limit"]
     train = presets.resolve(preset, None, settings, spec=comp.spec)[0].train
-    training_settings = {key: value for key, value in settings.items() if key in DEFAULTS}  # not the ladder's models'
-    pretrained = presets.resolve(preset, spec.get("pretrained", ()), training_settings, spec=comp.spec) \
-        if spec.get("pretrained") else []
-    probes = presets.resolve(preset, spec.get("probes", ()), training_settings, spec=comp.spec) if pretrained else []
+    pretrained, probes = presets.pretrained_rungs(preset, settings, comp.spec)
     made_for = {"preset": preset, "folds": {key: folds_meta[key] for key in FOLD_KEYS}, "time_limit": limit,
                 "ladder": list(spec["ladder"]), "train": train,
                 "pretrained": {v.name: v.train for v in pretrained + probes}}

@@ -172,8 +172,8 @@ class Report:
         self.sections.append(("taught", "Pseudo-labels and distillation", figures, body))
 
     def _tta(self):
-        variant, model, valid_rows = self._fold0_model()
-        rows = tta_views.tta_rows(model, rows_of(self.comp.x_train, valid_rows), self.comp.y_train[valid_rows])
+        variant, model, valid_rows, x = self._fold0_model()
+        rows = tta_views.tta_rows(model, rows_of(x, valid_rows), self.comp.y_train[valid_rows])
         trained = atomic.read_json(self.oof_dir / variant / "config.json")["train"]["tta"]
         body = _table(["views", "count", "accuracy", "log loss", "seconds per 1,000 images"],
                       [[t + (" (trained with)" if t == trained else ""), n, f"{a:.4f}", f"{ll:.4f}", f"{s:.2f}"]
@@ -186,20 +186,22 @@ class Report:
                               f"differences are paired).</p>" + body))
 
     def _fold0_model(self, variant=None):
-        """(variant, its fold-0 model, fold 0's held-out rows), loaded once per variant."""
+        """(variant, its fold-0 model, fold 0's held-out rows, the training images at the size
+        the model takes: the competition's, or a pretrained network's own), loaded once per variant."""
         from fer_kaggle.shipped import load_model
 
         variant = variant or self.model_variant
         if variant not in self._models:
             model = load_model(self.oof_dir / variant / "fold0" / "model.keras")
             with np.load(self.oof_dir / variant / "fold0" / "rows.npz") as rows:
-                self._models[variant] = (variant, model, rows["valid_rows"])
+                images = self.comp.at_size(*model.input_shape[1:3]).x_train
+                self._models[variant] = (variant, model, rows["valid_rows"], images)
         return self._models[variant]
 
     def _saliency(self):
-        variant, model, valid_rows = self._fold0_model()
+        variant, model, valid_rows, x = self._fold0_model()
         rows = saliency.pick_held_out(valid_rows, self.comp.y_train, 1, len(self.comp.class_names))
-        images, true = self.comp.x_train[rows], self.comp.y_train[rows]
+        images, true = x[rows], self.comp.y_train[rows]
         maps = saliency.saliency_maps(model, images, true)
         pred = np.asarray(model.predict(np.asarray(images).astype("float32"), verbose=0)).argmax(axis=1)
         png = saliency.plot_saliency(images, maps, true, pred, self.comp.class_names, self._png("saliency"),
@@ -212,22 +214,22 @@ class Report:
         if self.cnn_variant is None:
             self.sections.append(("filters", "Filters", [], "<p>No finished CNN variant: no filters to show.</p>"))
             return
-        variant, model, valid_rows = self._fold0_model(self.cnn_variant)
+        variant, model, valid_rows, x = self._fold0_model(self.cnn_variant)
         layers = filters.conv_layers(model)
         layer = layers[min(len(layers) - 1, max(1, len(layers) // 3))]
         n = min(16, model.get_layer(layer).output.shape[-1])
         images = filters.maximize_filters(model, layer, list(range(n)), steps=self.ascent_steps, progress=self.progress)
         png = filters.plot_filters(images, list(range(n)), layer, self._png("filters"))
-        act_png = filters.plot_activations(model, layer, self.comp.x_train[valid_rows[0]], self._png("activations"))
+        act_png = filters.plot_activations(model, layer, x[valid_rows[0]], self._png("activations"))
         self.sections.append(("filters", f"Filters of {layer}", [
             (png, f"Inputs that maximize the mean activation of the first {n} filters of {layer} ({variant}, fold 1), "
                   "found by gradient ascent from noise with decay, blur and jitter."),
             (act_png, f"The activations of {layer} for one held-out image.")], ""))
 
     def _lime(self):
-        variant, model, valid_rows = self._fold0_model()
+        variant, model, valid_rows, x = self._fold0_model()
         rows = saliency.pick_held_out(valid_rows, self.comp.y_train, self.per_class, len(self.comp.class_names), seed=1)
-        images = self.comp.x_train[rows]
+        images = x[rows]
         results = lime_explain.explain(model, images, num_samples=self.lime_samples, progress=self.progress)
         png = lime_explain.plot_lime(images, results, self.comp.y_train[rows], self.comp.class_names, self._png("lime"))
         self.sections.append(("lime", "LIME explanations", [(png, f"LIME ({self.lime_samples} perturbed samples per "

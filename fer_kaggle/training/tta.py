@@ -23,11 +23,24 @@ def predict(model, x, tta="flip", batch_size=512):
     x = x if isinstance(x, Rows) else np.asarray(x)
     probs = np.zeros((len(x), model.output_shape[-1]), dtype=np.float64)
     for start, pixels in chunks(x, batch_size):
-        for view in _views(pixels, tta):
+        for view in _views(to_model_size(model, pixels), tta):
             probs[start: start + len(pixels)] += model.predict(view.astype("float32"), batch_size=batch_size,
                                                                verbose=0)
     probs /= probs.sum(axis=1, keepdims=True)
     return probs.astype(np.float32)
+
+
+def to_model_size(model, pixels):
+    """`pixels` resized (bilinear) to the side `model` takes where they differ: a pretrained
+    network trained at its own side, asked by a teacher or a diagnostic about the competition's
+    training-size images."""
+    height, width = model.input_shape[1:3]
+    if height is None or (pixels.shape[1], pixels.shape[2]) == (height, width):
+        return pixels
+    from keras import ops
+
+    resized = ops.image.resize(pixels.astype("float32"), (height, width), interpolation="bilinear")
+    return np.clip(np.round(ops.convert_to_numpy(resized)), 0, 255).astype(pixels.dtype)
 
 
 def _views(x, tta):
