@@ -288,8 +288,8 @@ def test_a_network_of_its_own_side_predicts_images_of_the_competition_s_size_res
                       for i in range(4)])
     by_pil = np.stack([np.asarray(Image.fromarray(im).resize((40, 40), Image.BILINEAR)) for im in small])
     got = predict(model, small, tta="flip")
-    assert np.ptp(got, axis=0).max() > 0.1  # the images' predictions differ: the comparison can fail
-    assert np.allclose(got, predict(model, by_pil, tta="flip"), atol=0.03)
+    assert np.ptp(got, axis=0).max() > 0.2  # the images' predictions differ: the comparison can fail
+    assert np.allclose(got, predict(model, by_pil, tta="flip"), atol=0.06)  # two bilinear resizers
 
 
 def _run(tmp_path, *argv):
