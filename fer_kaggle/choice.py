@@ -4,7 +4,10 @@ competition's images, which gives the epochs the time limit affords it as K fold
 as one holdout model (`cv --folds 0`: fold 0's model alone, trained on the same rows as a
 fold job, K times as long); prediction with the preset's TTA is counted. The rule: the
 widest network (most FLOPs) that affords at least MIN_EPOCHS epochs, as K fold models where
-it affords them so (an ensemble, and every row scored), else as one holdout model.
+it affords them so (an ensemble, and every row scored), else as one holdout model. Before the
+ladder, a pretrained network timed the same way at its own side and batch: where fine-tuning
+it affords PRETRAINED_MIN_EPOCHS epochs of each of K fold models, it is chosen, with the linear
+probes trained beside it (their features' seconds kept out of its limit).
 
 The choice is kept in `oof/choice.json` with what it was made for (the competition, its
 folds, the preset, the time limit, the ladder): a run resumed on this machine or another

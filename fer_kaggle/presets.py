@@ -12,8 +12,10 @@ BENCHMARKS.md holds the measurements that chose each value.
          large rate and strong decoupled decay, label smoothing 0.2) and random erasing (0.25), the network
          and fold scheme chosen on the spot (`fer_kaggle/choice.py`): the ladder's steps timed
          on this machine and the widest network that affords 15 epochs, as 5 fold models
-         or one holdout model. Measured on
-         CIFAR-10 only so far (BENCHMARKS.md), so `cpu` stays FER2013's measured choice.
+         or one holdout model; before them, an ImageNet-pretrained network (lite0_finetune,
+         its linear probe lite0_probe beside it) where fine-tuning affords 5 epochs of 5 fold
+         models (a few thousand photographs). Measured on CIFAR-10 and clothing so far
+         (BENCHMARKS.md), so `cpu` stays FER2013's measured choice.
 - gpu:   the real data on one GPU (JAX backend, bfloat16): several larger networks, each
          trained for as many epochs as the time allows (up to 200), three fold jobs at once
          sharing the GPU, in pieces of 550 s that resume one another (the time limit counts

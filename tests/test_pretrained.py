@@ -360,3 +360,38 @@ def test_pretrained_variants_end_to_end_through_cv_blend_report_and_predict(tmp_
     with open(tmp_path / "pred.csv") as f:
         pred = list(csv.reader(f))
     assert len(pred) == len(test_files) + 1
+
+
+def test_a_taught_probe_fits_its_fold_inputs_and_refuses_to_train_without_them(tiny_comp):
+    """Pseudo-labels and distillation reach a probe through each fold's inputs.npz: its classifier
+    fits those targets (here the true labels shifted by one class, so its held-out accuracy
+    collapses where the plain probe's does not), and a taught probe without them is refused."""
+    from fer_kaggle import cv, presets
+    from fer_kaggle.errors import IntegrityError
+    from fer_kaggle.fold_inputs import FoldInputs, one_hot, write_inputs
+
+    comp, folds, meta, tmp = tiny_comp
+    (plain,) = presets.resolve("smoke", ["lite0_probe"], {"image_size": 32}, spec=comp.spec)
+    taught = cv.Variant("lite0_probe+pl", plain.model, dict(plain.model_hp), dict(plain.train), {"stage": "pseudo"})
+
+    def run(variant):
+        return cv.run_cv(comp, folds, meta, [variant], tmp / "oof", threads=1, log=lambda m, f=None: None)
+
+    with pytest.raises(IntegrityError, match="inputs.npz"):
+        run(taught)
+    shifted = (comp.y_train + 1) % comp.spec.num_classes
+    test_rows = np.arange(5)
+    for k in range(3):
+        rows = np.flatnonzero(folds != k)
+        inputs = FoldInputs(rows, one_hot(shifted[rows], 7), test_rows, one_hot(np.zeros(5, int), 7),
+                            np.ones(len(rows) + 5, np.float32))
+        write_inputs(tmp / "oof" / taught.name / f"fold{k}", inputs, folds, k)
+    run(plain)
+    run(taught)
+    oof = {v.name: np.load(tmp / "oof" / v.name / "oof.npy") for v in (plain, taught)}
+    chance = 1 / comp.spec.num_classes
+    assert np.mean(oof[plain.name].argmax(1) == comp.y_train) > 2 * chance
+    assert np.mean(oof[taught.name].argmax(1) == shifted) > 2 * chance  # it learned the targets it was given
+    assert np.mean(oof[taught.name].argmax(1) == comp.y_train) < chance + 0.05  # not the true labels
+    with np.load(tmp / "oof" / taught.name / "fold0" / "rows.npz") as rows:
+        assert np.array_equal(rows["test_rows"], test_rows)

@@ -168,11 +168,12 @@ def _hub_model(backbone, side):
 
     try:
         hub = keras_hub.models.Backbone.from_preset(backbone.location)
-        converter = keras_hub.layers.ImageConverter.from_preset(backbone.location)
+        # its scaling and normalization; resizing to the side the model already brought the images to
+        converter = keras_hub.layers.ImageConverter.from_preset(
+            backbone.location, **({"image_size": (side, side)} if side else {}))
     except Exception as e:  # a download refused, an unknown name, a preset without an image converter
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise ConfigError(f"keras-hub could not load {backbone.source}: {first}") from None
-    converter.image_size = None  # the toolkit resizes; the converter only scales and normalizes
     inputs = keras.Input((side, side, 3), name="rgb")
     x = hub(converter(inputs))
     if len(x.shape) == 4:
