@@ -34,7 +34,7 @@ def to_model_size(model, pixels):
     """`pixels` resized (bilinear) to the side `model` takes where they differ: a pretrained
     network trained at its own side, asked by a teacher or a diagnostic about the competition's
     training-size images."""
-    height, width = model.input_shape[1:3]
+    height, width = (getattr(model, "input_shape", None) or (None, None, None))[1:3]  # None: takes any size
     if height is None or (pixels.shape[1], pixels.shape[2]) == (height, width):
         return pixels
     from keras import ops
