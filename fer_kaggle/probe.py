@@ -45,7 +45,7 @@ def features(model, x, n_views, directory, name, log=None, batch_size=32):
 
     directory = Path(directory)
     extractor = None
-    parts, started = [], time.perf_counter()
+    parts, started, shown, computed = [], time.perf_counter(), time.perf_counter(), 0
     for start in range(0, len(x), PART_IMAGES):
         path = directory / f"{name}-{start // PART_IMAGES:05d}.npy"
         if not path.exists():
@@ -55,10 +55,12 @@ def features(model, x, n_views, directory, name, log=None, batch_size=32):
             for view in (pixels, pixels[:, :, ::-1])[:n_views]:
                 out = out + np.asarray(extractor.predict(view, batch_size=batch_size, verbose=0), np.float32)
             atomic.write_npy(path, (out / n_views).astype(np.float32))
-            if log:
-                done = min(start + PART_IMAGES, len(x))
-                log(f"features of {name} {done}/{len(x)} images ({done * n_views / (time.perf_counter() - started):.1f} "
-                    f"images/s with {n_views} view(s))")
+            computed += len(pixels)
+            done = min(start + PART_IMAGES, len(x))
+            if log and (time.perf_counter() - shown > 30 or done == len(x)):
+                shown = time.perf_counter()
+                log(f"features of {name} {done}/{len(x)} images ({computed / (shown - started):.1f} images/s, "
+                    f"{n_views} view(s) each)")
         parts.append(np.load(path))
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 

@@ -177,7 +177,7 @@ def test_converted_lite0_equals_an_independent_numpy_forward_pass(lite0_state):
 
 def test_the_kept_reference_logits_are_the_numpy_forward_pass_and_catch_a_wrong_conversion(lite0_state):
     backbone = sources.resolve("lite0")
-    sha = sources.sha256_of(backbone.location)
+    sha = sources.sha256_file(backbone.location)
     reference = _numpy_features(lite0_state, sources.reference_image()) @ lite0_state["_fc.weight"].T \
         + lite0_state["_fc.bias"]
     kept = np.asarray(sources.REFERENCE_LOGITS[sha])

@@ -15,7 +15,6 @@ fixed image match the reference kept here (computed by an independent numpy forw
 `tests/test_pretrained.py`).
 """
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic
+from fer_kaggle.data.files import sha256_file
 from fer_kaggle.errors import ConfigError
 
 WHEELS = {  # name: (module, class, the side the network was trained at)
@@ -83,14 +83,6 @@ def cache_root():
     return Path(os.environ.get("FER_KAGGLE_CACHE") or Path.home() / ".cache" / "fer-kaggle") / "pretrained"
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def build(backbone, side=None):
     """The backbone as a Keras model: RGB pixels 0-255 of `side` x `side` (None: any size) to
     pooled features, its normalization inside, the pretrained weights loaded."""
@@ -98,7 +90,7 @@ def build(backbone, side=None):
         return _hub_model(backbone, side)
     from fer_kaggle.pretrained import efficientnet_lite as lite
 
-    sha = sha256_of(backbone.location)
+    sha = sha256_file(backbone.location)
     cached = cache_root() / f"{sha[:24]}-v{CONVERSION_VERSION}"
     if not (cached / "architecture.json").exists():  # written last: a conversion there is complete
         _convert(backbone, sha, cached)
