@@ -25,6 +25,7 @@ from fer_kaggle.fold_inputs import read_inputs
 from fer_kaggle.probe import is_probe, probe_fold
 from fer_kaggle.probe import views as probe_views
 from fer_kaggle.rows import rows_of
+from fer_kaggle.training.config import DEFAULTS
 
 
 @dataclass
@@ -302,6 +303,8 @@ def _check_or_write_config(variant_dir, config):
     path = Path(variant_dir) / "config.json"
     if path.exists():
         old = atomic.read_json(path)
+        if isinstance(old.get("train"), dict):  # a setting added since it was written had its default's effect then
+            old["train"] = {**DEFAULTS, **old["train"]}
         changed = [key for key in _IDENTITY if _jsonable(old.get(key)) != _jsonable(config[key])]
         if changed:
             detail = _first_difference(old, config, changed[0])

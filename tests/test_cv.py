@@ -221,3 +221,19 @@ def test_the_time_limit_counts_the_seconds_of_earlier_pieces(tmp_path):
     assert cv.spent_before(tmp_path, {**key, "time_limit": 200}) == 0.0  # another run starts afresh
     resumed = cv.TimeShare(100, costs, tmp_path, key=key, spent=cv.spent_before(tmp_path, key))
     assert resumed.budget("a", 0) == pytest.approx(70 * 10 / 20, rel=0.03)
+
+
+def test_a_variant_trained_before_a_setting_existed_resumes_with_that_setting_s_default(tiny_comp):
+    """A config.json written before a training setting was added (here `recipe`) describes the
+    run the default gives: the next run resumes it rather than refusing it; a real change is refused."""
+    comp, folds, meta, tmp = tiny_comp
+    run(comp, folds, meta, tmp / "oof", [tiny_variant(epochs=1)])
+    config_path = tmp / "oof" / "cnn_tiny" / "config.json"
+    old = read_json(config_path)
+    del old["train"]["recipe"]
+    from fer_kaggle.atomic import write_json
+
+    write_json(config_path, old)
+    run(comp, folds, meta, tmp / "oof", [tiny_variant(epochs=1)])  # resumes: every fold is done
+    with pytest.raises(ConfigError, match="different train"):
+        run(comp, folds, meta, tmp / "oof", [tiny_variant(epochs=2)])
