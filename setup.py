@@ -11,7 +11,7 @@ setup(
     install_requires=[
         "tensorflow-cpu>=2.16,<3; platform_machine=='x86_64'",
         "tensorflow>=2.16,<3; platform_machine!='x86_64'",
-        "keras>=3.3,<4",
+        "keras>=3.14,<4",  # 3.14 closes the known safe_mode bypasses (CVE-2025-1550, -8747, -9905, -9906, 2026-1462)
         "keras-tuner>=1.4.7,<2",
         "numpy>=1.26,<3",
         "pandas>=2.0,<4",

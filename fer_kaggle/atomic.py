@@ -20,18 +20,50 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        _fsync_file(tmp)  # whoever wrote it (numpy, Keras, a zip): its bytes reach the disk before its name
         os.replace(tmp, path)
+        fsync_dir(path.parent)  # and the rename itself survives a power cut
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(directory):
+    """Make a rename or removal in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+TEMPORARY_PATTERNS = (".*.tmp", ".*.tmp.*")  # atomic_path's names, and the suffixed siblings Keras insists on
+
+
+def sweep_temporaries(directory):
+    """Remove what killed writers left in `directory` (not below it): their temporary files.
+    Only for a process that holds the folder's lock (no live writer can own them)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = sorted({p for pattern in TEMPORARY_PATTERNS for p in directory.glob(pattern) if p.is_file()})
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 def write_bytes(path, data: bytes):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def write_text(path, text: str):

@@ -12,20 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic
+from fer_kaggle import atomic, layout
 from fer_kaggle.data.folds import FOLD_KEYS, inner_folds
 from fer_kaggle.ensemble import BLENDERS, BestBlend, make_blender
 from fer_kaggle.errors import ConfigError
+from fer_kaggle.layout import BLEND_PREFIX
 from fer_kaggle.metrics import accuracy, get_metric
 from fer_kaggle.submission import write_submission
-
-BLEND_PREFIX = "blend-"
 
 
 def discover_members(oof_dir, patterns=None):
     """Variants with finished OOF in oof_dir, filtered by names or glob patterns."""
-    names = sorted(p.parent.name for p in Path(oof_dir).glob("*/oof.npy")
-                   if (p.parent / "config.json").exists() and not p.parent.name.startswith(BLEND_PREFIX))
+    names = layout.finished(oof_dir, blends=False)
     if patterns:
         chosen = [n for n in names if any(fnmatch.fnmatch(n, pat) for pat in patterns)]
         unmatched = [pat for pat in patterns if not any(fnmatch.fnmatch(n, pat) for n in names)]
@@ -42,7 +40,7 @@ def load_members(oof_dir, names, comp, folds_meta):
     oofs, tests, configs = [], [], []
     for name in names:
         d = Path(oof_dir) / name
-        config = atomic.read_json(d / "config.json")
+        config = layout.read_config(d)
         theirs = config.get("folds", {})
         ours = {k: folds_meta[k] for k in FOLD_KEYS}
         if theirs != ours:
@@ -50,7 +48,11 @@ def load_members(oof_dir, names, comp, folds_meta):
                     if theirs.get("spec_sha256") != comp.spec.identity_sha256 else "other folds")
             raise ConfigError(f"member {name} was trained on {what} than oof/folds.csv holds: retrain it "
                               f"(`fer-kaggle cv --variants {name}` after deleting {d}) or leave it out with --members")
-        oof, test = np.load(d / "oof.npy"), np.load(d / "test.npy")
+        if config.get("test_sha256", comp.test_sha256) != comp.test_sha256:
+            raise ConfigError(f"member {name} predicted another test set (its ids, their order or its images changed "
+                              f"since): retrain it (delete {d}, then `fer-kaggle cv --variants {name}`) or leave it out "
+                              f"with --members")
+        oof, test, _ = layout.read_predictions(d)
         if oof.shape[0] != len(comp.y_train) or test.shape[0] != len(comp.test_ids):
             raise ConfigError(f"member {name}: predictions of shape {oof.shape}/{test.shape} do not fit the data in use")
         oofs.append(oof)
@@ -86,9 +88,8 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
         tried[m] = blender
         metrics = _blend_metrics(m, names, configs, blender, best, metric.name)
         blend_dir = Path(oof_dir) / f"{BLEND_PREFIX}{m}"
-        atomic.write_npy(blend_dir / "oof.npy", _all_rows(best.nested_[m], rows, len(comp.y_train)))
-        atomic.write_npy(blend_dir / "test.npy", blender.predict_proba(tests))
-        atomic.write_json(blend_dir / "metrics.json", metrics)
+        layout.commit_predictions(blend_dir, _all_rows(best.nested_[m], rows, len(comp.y_train)),
+                                  blender.predict_proba(tests), metrics)
         shown = "" if metric.name in ("accuracy", "log_loss") else f"{metric.name} {metrics['score']:.4f} "
         log(f"blend {m}: {'nested-CV' if len(rows) == len(comp.y_train) else 'holdout'} {shown}accuracy {metrics['accuracy']:.4f} log loss {metrics['log_loss']:.4f}"
             + (" <- chosen" if m == chosen and len(best.methods) > 1 else ""))
@@ -97,7 +98,7 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
     test_probs = blender.predict_proba(tests)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     label = name or (f"best-{chosen}" if method == "best" else chosen)
-    csv_path = Path(submissions_dir) / f"{stamp}-{label}.csv"
+    csv_path, manifest_path = layout.submission_paths(submissions_dir, stamp, label)
     expected = comp.sample_ids if comp.sample_ids is not None else comp.test_ids
     csv_sha = write_submission(csv_path, spec, comp.test_ids, test_probs, expected, decision)
     predicted = decision_for("accuracy").apply(test_probs)
@@ -114,7 +115,8 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
                "log_loss": scores["log_loss"], "kind": "nested" if len(rows) == len(comp.y_train) else "holdout",
                "rows": int(len(rows))},
         "methods_tried": best.scores_,
-        "data": {"source": comp.source, "train_sha256": comp.train_sha256, "n_test": int(len(comp.test_ids)),
+        "data": {"source": comp.source, "train_sha256": comp.train_sha256, "test_sha256": comp.test_sha256,
+                 "n_test": int(len(comp.test_ids)),
                  "spec_sha256": spec.identity_sha256, "competition": spec.competition},
         "folds": {k: folds_meta[k] for k in FOLD_KEYS},
         "predicted_class_counts": np.bincount(predicted, minlength=spec.num_classes).tolist(),
@@ -124,7 +126,7 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
     if comp.test_labels is not None:  # the demo can score itself
         manifest["demo_test_accuracy"] = accuracy(test_probs, comp.test_labels)
         manifest["demo_test_score"] = metric.score(decision.apply(test_probs), comp.test_labels)
-    atomic.write_json(csv_path.with_suffix(".json"), manifest)
+    atomic.write_json(manifest_path, manifest)  # last: the manifest commits the CSV (fer_kaggle.layout)
     return manifest
 
 

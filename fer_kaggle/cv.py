@@ -3,7 +3,8 @@ parallel fold jobs (joblib processes, or a Dask cluster through joblib's dask ba
 
 Per variant, under `oof/<variant>/`: `config.json`, `fold<k>/` (history.csv, model.keras,
 valid.npy, test.npy, rows.npz, done.json written last), then `oof.npy`, `test.npy` and
-`metrics.json`. `oof/leaderboard.csv` ranks every variant.
+`metrics.json` committed together (fer_kaggle.layout). `oof/leaderboard.csv` ranks every
+finished variant.
 """
 
 import csv
@@ -17,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic, decisions, metrics
+from fer_kaggle import atomic, decisions, layout, metrics
 from fer_kaggle.clock import clock
 from fer_kaggle.data.folds import FOLD_KEYS, inner_folds
 from fer_kaggle.errors import ConfigError, IntegrityError, PieceEnded
 from fer_kaggle.fold_inputs import read_inputs
+from fer_kaggle.lock import end_with_parent, exclusive
 from fer_kaggle.probe import is_probe, probe_fold
 from fer_kaggle.probe import views as probe_views
 from fer_kaggle.rows import rows_of
@@ -81,12 +83,13 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
     from fer_kaggle import training
     from fer_kaggle.shipped import save_model
 
-    fold_dir = Path(oof_dir) / variant.name / f"fold{k}"
-    if (fold_dir / "done.json").exists():
-        return atomic.read_json(fold_dir / "done.json")
+    fold_dir = layout.fold_dir(Path(oof_dir) / variant.name, k)
+    if (fold_dir / layout.FOLD_DONE).exists():
+        return atomic.read_json(fold_dir / layout.FOLD_DONE)
     started = time.perf_counter()
     training.configure_backend(threads)
     fold_dir.mkdir(parents=True, exist_ok=True)
+    atomic.sweep_temporaries(fold_dir)  # a killed job's half-written files
     train_rows, valid_rows = split_rows(folds, k)
     inputs = read_inputs(fold_dir)
     if variant.teaching and inputs is None:
@@ -153,7 +156,7 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
                                    - predict_seconds, 2)},
         "budget_seconds": None if budget is None else round(budget, 1),
     }
-    atomic.write_json(fold_dir / "done.json", done)
+    atomic.write_json(fold_dir / layout.FOLD_DONE, done)
     for leftover in [state.checkpoint, state.best_weights, "state.json"]:
         if leftover and (fold_dir / leftover).exists():
             (fold_dir / leftover).unlink()
@@ -190,8 +193,7 @@ class TimeShare:
 
     def budget(self, name, k):
         left = max(0.0, self.deadline - time.time())
-        not_done = [c for (n, f), c in self.costs.items()
-                    if not (Path(self.oof_dir) / n / f"fold{f}" / "done.json").exists()]
+        not_done = [c for (n, f), c in self.costs.items() if not layout.fold_is_done(Path(self.oof_dir) / n, f)]
         share = self.costs[(name, k)] * min(self.parallel, len(not_done)) / max(sum(not_done), 1e-9)
         return left * min(1.0, share)
 
@@ -225,7 +227,7 @@ def _print(message, fraction=None, started=None):
 
 def trained_folds(variant_dir, folds):
     """The folds of `variant_dir` whose fold job is done."""
-    return [k for k in range(int(folds.max()) + 1) if (Path(variant_dir) / f"fold{k}" / "done.json").exists()]
+    return [k for k in range(int(folds.max()) + 1) if layout.fold_is_done(variant_dir, k)]
 
 
 def covered_rows(oof):
@@ -249,7 +251,7 @@ def assemble(variant_dir, folds, y, n_classes):
     times_predicted = np.zeros(len(y), dtype=np.int64)
     tests, dones = [], []
     for k in done_folds:
-        fold_dir = variant_dir / f"fold{k}"
+        fold_dir = layout.fold_dir(variant_dir, k)
         with np.load(fold_dir / "rows.npz") as rows:
             train_rows, valid_rows = rows["train_rows"], rows["valid_rows"]
         leaked = np.intersect1d(train_rows, valid_rows)
@@ -264,7 +266,7 @@ def assemble(variant_dir, folds, y, n_classes):
         oof[valid_rows] = valid
         times_predicted[valid_rows] += 1
         tests.append(np.load(fold_dir / "test.npy"))
-        dones.append(atomic.read_json(fold_dir / "done.json"))
+        dones.append(atomic.read_json(fold_dir / layout.FOLD_DONE))
     bad = np.flatnonzero((times_predicted != 1) & np.isin(folds, done_folds))
     if len(bad):
         raise IntegrityError(f"{variant_dir}: row {bad[0]} was predicted {times_predicted[bad[0]]} times "
@@ -279,7 +281,7 @@ def assemble(variant_dir, folds, y, n_classes):
 # ----------------------------------------------------------------------------- the loop
 
 
-def variant_config(variant, folds_meta, params, flops, preset=None):
+def variant_config(variant, folds_meta, params, flops, preset=None, test_sha256=None):
     import keras
 
     return {
@@ -289,6 +291,7 @@ def variant_config(variant, folds_meta, params, flops, preset=None):
         "train": variant.train,
         "teaching": variant.teaching,
         "folds": {k: folds_meta[k] for k in FOLD_KEYS},
+        "test_sha256": test_sha256,  # the test set its fold models predict (ids, order, images)
         "preset": preset,
         "keras_backend": keras.backend.backend(),
         "params": params,
@@ -296,20 +299,23 @@ def variant_config(variant, folds_meta, params, flops, preset=None):
     }
 
 
-_IDENTITY = ("model", "model_hp", "train", "teaching", "folds")
+_IDENTITY = ("model", "model_hp", "train", "teaching", "folds", "test_sha256")
 
 
 def _check_or_write_config(variant_dir, config):
-    path = Path(variant_dir) / "config.json"
+    path = Path(variant_dir) / layout.CONFIG
     if path.exists():
         old = atomic.read_json(path)
         if isinstance(old.get("train"), dict):  # a setting added since it was written had its default's effect then
             old["train"] = {**DEFAULTS, **old["train"]}
+        old.setdefault("test_sha256", config["test_sha256"])  # written before the test set was identified
         changed = [key for key in _IDENTITY if _jsonable(old.get(key)) != _jsonable(config[key])]
         if changed:
-            detail = _first_difference(old, config, changed[0])
+            detail = "its ids, their order or its images changed" if changed[0] == "test_sha256" else \
+                _first_difference(old, config, changed[0])
+            what = "test set" if changed[0] == "test_sha256" else changed[0]
             raise ConfigError(
-                f"{path} was trained with a different {changed[0]} ({detail}): pass --tag NAME to train this one "
+                f"{path} was trained with a different {what} ({detail}): pass --tag NAME to train this one "
                 f"beside it, or delete {variant_dir} to retrain")
         return
     atomic.write_json(path, config)
@@ -390,8 +396,9 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
         variant.model_hp = model_hp(variant.model, **variant.model_hp)
         model = variant.build(comp.spec)
         params, flops = int(model.count_params()), count_flops(model)
-        _check_or_write_config(oof_dir / variant.name, variant_config(variant, folds_meta, params, flops, preset))
-        todo = [k for k in range(n_folds) if not (oof_dir / variant.name / f"fold{k}" / "done.json").exists()
+        _check_or_write_config(oof_dir / variant.name,
+                               variant_config(variant, folds_meta, params, flops, preset, comp.test_sha256))
+        todo = [k for k in range(n_folds) if not layout.fold_is_done(oof_dir / variant.name, k)
                 and (only_folds is None or k in only_folds)]
         pending += [(variant, k) for k in todo]
         if todo:  # seconds of one fold job at its full epochs, from a short measured fit
@@ -401,7 +408,7 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
             step_seconds[variant.name] = step
             epoch_seconds[variant.name] = step * max(1, n_fold_train // bs)
             for k in todo:
-                inputs = read_inputs(oof_dir / variant.name / f"fold{k}")
+                inputs = read_inputs(layout.fold_dir(oof_dir / variant.name, k))
                 rows = n_fold_train if inputs is None else len(inputs.weights)
                 costs[(variant.name, k)] = step * max(1, rows // bs) * variant.train["epochs"]
                 if is_probe(variant):  # a forward pass (~1/3 step) of every image and view, shared by the folds
@@ -421,7 +428,7 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
         trained = False  # in this piece
         for variant, k in pending:
             step, epoch = step_seconds.get(variant.name), epoch_seconds.get(variant.name, 0.0)
-            fold_dir = oof_dir / variant.name / f"fold{k}"
+            fold_dir = layout.fold_dir(oof_dir / variant.name, k)
             if stop_at is not None and time.time() + epoch > stop_at:
                 if not trained:
                     raise ConfigError(f"a piece of {piece_seconds:.0f}s is shorter than one epoch of {variant.name} "
@@ -429,11 +436,8 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
                 raise PieceEnded(f"{fold_dir}: no further epoch fits in the piece")
             progress.start_job(costs[(variant.name, k)])
             images = variant.images(comp)
-            if is_probe(variant):
-                probe_fold(variant, k, oof_dir, images.x_train, comp.y_train, images.x_test, folds, images.spec, log)
-            else:
-                train_fold(variant, k, oof_dir, images.x_train, comp.y_train, images.x_test, folds, images.spec, share,
-                           threads, log, step if time_limit else None, stop_at)
+            fold_job(variant, k, oof_dir, images.x_train, comp.y_train, images.x_test, folds, images.spec, share,
+                     threads, log, step if time_limit else None, stop_at)
             trained = True
             progress.job_done()
     elif pending:
@@ -474,7 +478,7 @@ def _run_parallel(pending, step_seconds, epoch_seconds, share, comp, folds, oof_
         piece = None if stop_at is None else (stop_at, i < jobs, epoch_seconds.get(variant.name, 0.0))
         calls.append(joblib.delayed(_piece_job)(variant, k, str(oof_dir), images.x_train, comp.y_train, images.x_test,
                                                 folds, images.spec, share, threads, log, step_seconds.get(variant.name),
-                                                piece))
+                                                piece, None if scheduler else os.getpid()))
     if scheduler:
         from dask.distributed import Client
 
@@ -487,29 +491,40 @@ def _run_parallel(pending, step_seconds, epoch_seconds, share, comp, folds, oof_
         raise PieceEnded(f"{len(unfinished)} fold jobs go on in the next piece ({', '.join(unfinished)})")
 
 
-def _piece_job(variant, k, oof_dir, x, y, x_test, folds, spec, share, threads, log, step_seconds, piece):
+def _piece_job(variant, k, oof_dir, x, y, x_test, folds, spec, share, threads, log, step_seconds, piece,
+               parent_pid=None):
     """One parallel fold job: its done record, or None where the piece ended first. `piece`:
     (its end as a `time.time()`, whether the job starts in any case (the piece's first jobs,
     so that every piece makes progress), the job's epoch seconds); a later job is not started
     when its first epoch would not end in the piece. A job returns rather than raises, so
-    that the piece's end never cuts the jobs beside it short: each checkpoints its own."""
+    that the piece's end never cuts the jobs beside it short: each checkpoints its own. A
+    local worker ends with `parent_pid`, the run's process."""
     stop_at = None
     if piece is not None:
         stop_at, must_start, epoch_seconds = piece
         if not must_start and time.time() + epoch_seconds + FIRST_EPOCH_MARGIN > stop_at:
             return None
+    end_with_parent(parent_pid)
     try:
+        return fold_job(variant, k, oof_dir, x, y, x_test, folds, spec, share, threads, log, step_seconds, stop_at)
+    except PieceEnded:
+        return None
+
+
+def fold_job(variant, k, oof_dir, x, y, x_test, folds, spec, share=None, threads=None, log=None, step_seconds=None,
+             stop_at=None):
+    """Fold k of `variant` (trained, or a probe's head fitted), holding the fold folder's lock."""
+    fold_dir = layout.fold_dir(Path(oof_dir) / variant.name, k)
+    with exclusive(fold_dir, f"cv {variant.name} fold {k}"):
         if is_probe(variant):
             return probe_fold(variant, k, oof_dir, x, y, x_test, folds, spec, log)
         return train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, share, threads, log, step_seconds, stop_at)
-    except PieceEnded:
-        return None
 
 
 def finalize_variant(variant_dir, comp, folds):
     """Assemble oof.npy, test.npy and metrics.json of a variant whose folds are all done."""
     variant_dir = Path(variant_dir)
-    config = atomic.read_json(variant_dir / "config.json")
+    config = atomic.read_json(variant_dir / layout.CONFIG)
     oof, test, dones = assemble(variant_dir, folds, comp.y_train, comp.spec.num_classes)
     rows = covered_rows(oof)
     probs, y = oof[rows], comp.y_train[rows]
@@ -539,9 +554,7 @@ def finalize_variant(variant_dir, comp, folds):
     if comp.test_labels is not None:  # the demo (and fer2013.csv) can score its test set
         summary["test_accuracy"] = metrics.accuracy(test, comp.test_labels)
         summary["test_score"] = decisions.score(comp.spec.metric, test, comp.test_labels)
-    atomic.write_npy(variant_dir / "oof.npy", oof)
-    atomic.write_npy(variant_dir / "test.npy", test)
-    atomic.write_json(variant_dir / "metrics.json", summary)
+    layout.commit_predictions(variant_dir, oof, test, summary)
     return summary
 
 
@@ -553,11 +566,11 @@ def leaderboard_rows(oof_dir, metric=None):
     """Every variant and blend, best first by the competition's metric (`metric`; None: the one
     their metrics.json name), ties broken by log loss."""
     rows = []
-    for path in sorted(Path(oof_dir).glob("*/metrics.json")):
-        m = atomic.read_json(path)
+    for name in layout.finished(oof_dir):
+        m = atomic.read_json(Path(oof_dir) / name / layout.METRICS)
         if "accuracy" not in m:
             continue
-        row = {"name": m.get("variant", path.parent.name), "kind": m.get("kind", "variant"),
+        row = {"name": m.get("variant", name), "kind": m.get("kind", "variant"),
                **{c: m.get(c, "") for c in LEADERBOARD_COLUMNS[2:]},
                "selected": "yes" if m.get("selected") else ""}  # OOF chosen with the held-out labels
         if row["metric"] in ("", None):

@@ -1,12 +1,17 @@
-"""One run at a time on one OOF folder: a second `cv` (or blend, pseudo, distill, tune) on the
-same directories while the first is alive is refused with one line naming the running process.
+"""One run at a time on one folder: a second `cv` (or blend, pseudo, distill, folds) on the same
+OOF folder, a second `tune` on the same tuning folder or a second `submit` on the same
+submissions folder while the first is alive is refused with one line naming the running
+process. Each fold job holds its fold folder's lock too, so a fold worker that outlived its
+run (a parallel job's process) is never joined by a second one on the same fold, and workers
+watch their parent and end with it (`end_with_parent`).
 
-The lock is an advisory `flock` on `<oof_dir>/.lock`, held by the process for as long as it
+The lock is an advisory `flock` on `<folder>/.lock`, held by the process for as long as it
 runs: the kernel drops it when the process ends in any way, so a run killed with -9 never
 blocks the next one. The file's text (pid, command, start time) is only for the message."""
 
 import fcntl
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,3 +43,33 @@ def exclusive(oof_dir, command):
         yield
     finally:
         os.close(fd)  # closing the descriptor drops the lock
+
+
+def end_with_parent(parent_pid, poll_seconds=1.0):
+    """In a worker process: end it (exit status 3) as soon as process `parent_pid` is gone, so
+    that a killed run's fold jobs stop training instead of racing the next run. Idempotent."""
+    if parent_pid is None or parent_pid == os.getpid() or parent_pid in _WATCHED:
+        return
+    _WATCHED.add(parent_pid)
+
+    first_parent = os.getppid()
+
+    def watch():  # the run's process gone, or this worker's own parent (then it was re-parented)
+        while _alive(parent_pid) and os.getppid() == first_parent:
+            time.sleep(poll_seconds)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
+
+
+_WATCHED = set()
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic, decisions, metrics
+from fer_kaggle import atomic, decisions, layout, metrics
 from fer_kaggle.errors import IntegrityError
 from fer_kaggle.fold_inputs import read_inputs
 
@@ -128,9 +128,10 @@ def probe_fold(variant, k, oof_dir, x, y, x_test, folds, spec, log=print):
     from fer_kaggle.shipped import save_model
 
     variant_dir = Path(oof_dir) / variant.name
-    fold_dir = variant_dir / f"fold{k}"
-    if (fold_dir / "done.json").exists():
-        return atomic.read_json(fold_dir / "done.json")
+    fold_dir = layout.fold_dir(variant_dir, k)
+    if (fold_dir / layout.FOLD_DONE).exists():
+        return atomic.read_json(fold_dir / layout.FOLD_DONE)
+    atomic.sweep_temporaries(fold_dir)  # a killed job's half-written files
     started = time.perf_counter()
     cfg, n_folds = variant.train, int(folds.max()) + 1
     model = variant.build(spec)
@@ -176,7 +177,7 @@ def probe_fold(variant, k, oof_dir, x, y, x_test, folds, spec, log=print):
         "seconds": {"features": round(feature_seconds, 2), "head": round(fit_seconds, 2)},
         "budget_seconds": None,
     }
-    atomic.write_json(fold_dir / "done.json", done)
+    atomic.write_json(fold_dir / layout.FOLD_DONE, done)
     log(f"{variant.name} fold {k + 1}/{n_folds} done: accuracy {done['accuracy']:.4f} log loss {done['log_loss']:.4f} "
         f"(linear probe, C={c} by inner CV on the training rows), {done['fit_seconds']:.0f}s")
     return done

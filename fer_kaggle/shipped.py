@@ -33,7 +33,9 @@ def load_model(path):
 
     if not Path(path).exists():
         raise ConfigError(f"{path}: no such model file")
-    return keras.models.load_model(path, compile=False)
+    if Path(path).suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ConfigError(f"{path}: not a .keras model (a legacy .h5 file would load its code with no safe mode)")
+    return keras.models.load_model(path, compile=False, safe_mode=True)  # a .keras file never runs code it carries
 
 
 def spec_of(path):

@@ -17,8 +17,13 @@ from fer_kaggle.errors import SubmissionError
 # ----------------------------------------------------------------------------- Kaggle
 
 
+class TransientUploadError(SubmissionError):
+    """An upload answered HTTP 429/5xx or lost its connection: Kaggle may have accepted the file."""
+
+
 class KaggleClient:
-    """Uploads a submission and polls for its score, retrying HTTP 429 and 5xx answers.
+    """Uploads a submission and polls for its score. Reading calls retry HTTP 429 and 5xx
+    answers; an upload does not (it is not idempotent: `upload_once` decides).
 
     `api` is a kaggle `KaggleApi` (made and authenticated on first use) or any object with
     `competition_submit(file, message, competition)` and `competition_submissions(competition)`.
@@ -45,12 +50,14 @@ class KaggleClient:
         return self._api
 
     def submit(self, path, competition, message):
-        return self._call(lambda: self.api.competition_submit(str(path), message, competition), competition)
+        """One upload attempt; TransientUploadError where its fate is unknown."""
+        return self._call(lambda: self.api.competition_submit(str(path), message, competition), competition,
+                          retry=False)
 
     def submissions(self, competition):
         return self._call(lambda: self.api.competition_submissions(competition), competition)
 
-    def _call(self, fn, competition):
+    def _call(self, fn, competition, retry=True):
         for attempt in range(self.retries + 1):
             try:
                 return fn()
@@ -58,11 +65,38 @@ class KaggleClient:
                 raise
             except Exception as e:  # the kaggle client raises requests/HTTP errors of several kinds
                 status = _http_status(e)
-                if (status == 429 or (status is not None and status >= 500)) and attempt < self.retries:
+                transient = status == 429 or (status is not None and status >= 500) or _lost_connection(e, status)
+                if transient and not retry:
+                    raise TransientUploadError(_explain(e, status, competition)) from None
+                if transient and status is not None and attempt < self.retries:
                     self.sleep(self.backoff * 2**attempt)
                     continue
                 raise SubmissionError(_explain(e, status, competition)) from None
         raise AssertionError("unreachable")
+
+
+def uploads_of(client, competition, file_name):
+    """How many of the competition's submissions (as Kaggle lists them) are of `file_name`."""
+    return sum(1 for sub in client.submissions(competition) or []
+               if Path(str(_field(sub, "file_name", "fileName") or "")).name == Path(file_name).name)
+
+
+def upload_once(client, path, competition, message, uploads_before, retries=4, backoff=2.0, sleep=time.sleep):
+    """Upload `path` so that Kaggle holds exactly one more submission of it than `uploads_before`
+    (counted before the first attempt): after an answer that leaves the upload's fate unknown
+    (HTTP 429/5xx, a lost connection), the competition's list says whether it went through
+    before any retry. Returns the number of attempts made."""
+    for attempt in range(retries + 1):
+        try:
+            client.submit(path, competition, message)
+            return attempt + 1
+        except TransientUploadError:
+            if uploads_of(client, competition, Path(path).name) > uploads_before:
+                return attempt + 1  # Kaggle accepted it before the answer failed
+            if attempt == retries:
+                raise
+            sleep(backoff * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _http_status(error):
@@ -71,6 +105,11 @@ def _http_status(error):
         if isinstance(candidate, int):
             return candidate
     return None
+
+
+def _lost_connection(error, status):
+    text = str(error).lower()
+    return status is None and any(w in text for w in ("connection", "timed out", "reset by peer"))
 
 
 def _explain(error, status, competition):
@@ -90,6 +129,49 @@ def _explain(error, status, competition):
     if status is None and any(w in text for w in ("connection", "resolve", "timed out", "network", "unreachable")):
         return "cannot reach Kaggle: the network is down or blocked"
     return f"Kaggle answered {('HTTP ' + str(status)) if status else type(error).__name__}: {str(error)[:200]}"
+
+
+def submit_once(client, csv_path, competition, message, again=False, now=None):
+    """Upload a committed submission (`fer_kaggle.layout`) and record it in its manifest, so that
+    a daily slot is never spent twice by accident: the manifest says "uploading" (with how
+    many uploads of the file Kaggle listed before) ahead of the upload, and "submitted" right
+    after it; a `submit` stopped in between is finished by the next one from Kaggle's list,
+    without a second upload. A submission already uploaded to the competition is refused
+    unless `again`. Returns the record (with `attempts`: uploads tried, 0 where none was needed)."""
+    from fer_kaggle import atomic, layout
+
+    now = now or (lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    manifest = layout.checked_submission(csv_path)
+    manifest_path = layout.manifest_of(csv_path)
+    previous = manifest.get("kaggle") or {}
+    same = previous.get("competition") == competition
+    if same and previous.get("status") == "uploading" \
+            and uploads_of(client, competition, Path(csv_path).name) > previous["uploads_before"]:
+        attempts = 0  # the stopped run's upload went through
+    elif same and previous.get("status") != "uploading" and not again:
+        raise SubmissionError(f"{Path(csv_path).name} was already uploaded to {competition} at "
+                              f"{previous.get('submitted_at')}: pass --again to spend another of the day's submissions on it")
+    else:
+        before = uploads_of(client, competition, Path(csv_path).name)
+        manifest["kaggle"] = {"competition": competition, "message": message, "status": "uploading",
+                              "uploads_before": before, "started_at": now()}
+        atomic.write_json(manifest_path, manifest)
+        attempts = upload_once(client, csv_path, competition, message, before, client.retries, client.backoff,
+                               client.sleep)
+    record = {"competition": competition, "message": message, "submitted_at": now(), "status": "submitted",
+              "attempts": attempts}
+    manifest["kaggle"] = record
+    atomic.write_json(manifest_path, manifest)
+    return record
+
+
+def record_score(csv_path, score):
+    """Add Kaggle's score to the submission's manifest."""
+    from fer_kaggle import atomic, layout
+
+    manifest = layout.checked_submission(csv_path)
+    manifest["kaggle"] = {**(manifest.get("kaggle") or {}), **score}
+    atomic.write_json(layout.manifest_of(csv_path), manifest)
 
 
 def wait_for_score(client, competition, file_name, poll_seconds=10, timeout=600, sleep=time.sleep):

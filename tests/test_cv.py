@@ -36,7 +36,8 @@ def test_cv_writes_complete_valid_artifacts_and_a_leaderboard(tiny_comp):
         assert np.allclose(test, np.mean(fold_tests, axis=0), atol=1e-6)
         for k in range(3):
             fold = d / f"fold{k}"
-            assert {p.name for p in fold.iterdir()} == {"history.csv", "model.keras", "valid.npy", "test.npy", "rows.npz", "done.json"}
+            assert {p.name for p in fold.iterdir()} == {"history.csv", "model.keras", "valid.npy", "test.npy", "rows.npz",
+                                                        "done.json", ".lock"}  # nothing temporary left
             assert np.allclose(np.load(fold / "valid.npy"), oof[folds == k])
         config = read_json(d / "config.json")
         assert config["model"] == "cnn_tiny" and config["folds"]["train_sha256"] == comp.train_sha256

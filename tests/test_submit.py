@@ -12,7 +12,7 @@ from conftest import tiny_variant
 from fer_kaggle.errors import SubmissionError
 from fer_kaggle.spec import Spec
 from fer_kaggle.submission import read_submission, sha256_file, write_submission
-from fer_kaggle.submit import KaggleClient, wait_for_score
+from fer_kaggle.submit import KaggleClient, submit_once, upload_once, wait_for_score
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = np.arange(10)
@@ -88,25 +88,53 @@ class HTTPError(Exception):
 
 
 class FakeApi:
-    def __init__(self, answers, submissions=()):
-        self.answers, self.calls, self.listing = list(answers), [], list(submissions)
+    """Kaggle as its API answers: `answers` to the uploads in turn (an exception is raised; an
+    upload answered with an exception in `accepted_anyway` still lands), and the competition's
+    submission list as the uploads left it (or `listing`: pages, or errors, given in turn)."""
+
+    def __init__(self, answers, listing=(), accepted_anyway=()):
+        self.answers, self.calls, self.listing = list(answers), [], list(listing)
+        self.accepted_anyway, self.landed = list(accepted_anyway), []
 
     def competition_submit(self, path, message, competition):
         self.calls.append((path, message, competition))
         answer = self.answers.pop(0)
+        if not isinstance(answer, Exception) or answer in self.accepted_anyway:
+            self.landed.append({"fileName": Path(path).name, "status": "pending"})
         if isinstance(answer, Exception):
             raise answer
         return answer
 
     def competition_submissions(self, competition):
-        return self.listing.pop(0) if self.listing else []
+        if self.listing:
+            page = self.listing.pop(0)
+            if isinstance(page, Exception):
+                raise page
+            return page
+        return list(self.landed)
 
 
-def test_429_and_5xx_are_retried_with_backoff():
+def test_reading_calls_retry_429_and_5xx_with_backoff():
     sleeps = []
-    api = FakeApi([HTTPError(429), HTTPError(503), "ok"])
-    assert KaggleClient(api, sleep=sleeps.append).submit("s.csv", "comp", "m") == "ok"
-    assert len(api.calls) == 3 and sleeps == [2.0, 4.0]
+    api = FakeApi([], listing=[HTTPError(429), HTTPError(503), [{"fileName": "x.csv"}]])
+    assert KaggleClient(api, sleep=sleeps.append).submissions("comp") == [{"fileName": "x.csv"}]
+    assert sleeps == [2.0, 4.0]
+
+
+def test_an_upload_whose_answer_failed_after_kaggle_accepted_it_is_not_sent_again():
+    error = HTTPError(503)
+    api = FakeApi([error, "ok"], accepted_anyway=[error])
+    client = KaggleClient(api, sleep=lambda s: None)
+    assert upload_once(client, "s.csv", "comp", "m", uploads_before=0, sleep=lambda s: None) == 1
+    assert len(api.calls) == 1 and len(api.landed) == 1
+
+
+def test_an_upload_that_did_not_reach_kaggle_is_retried_with_backoff():
+    sleeps = []
+    api = FakeApi([HTTPError(503), HTTPError(429), "ok"])
+    client = KaggleClient(api)
+    assert upload_once(client, "s.csv", "comp", "m", uploads_before=0, sleep=sleeps.append) == 3
+    assert len(api.landed) == 1 and sleeps == [2.0, 4.0]
 
 
 @pytest.mark.parametrize("error, words", [
@@ -119,7 +147,77 @@ def test_429_and_5xx_are_retried_with_backoff():
 def test_failures_are_one_clear_message(error, words):
     api = FakeApi([error] * 10)
     with pytest.raises(SubmissionError, match=words):
-        KaggleClient(api, retries=2, sleep=lambda s: None).submit("s.csv", "comp", "m")
+        upload_once(KaggleClient(api), "s.csv", "comp", "m", uploads_before=0, retries=2, sleep=lambda s: None)
+    assert len(api.landed) == 0
+
+
+def committed_submission(tmp_path, name="20260101-000000-mean"):
+    """A submission as `blend` commits it: the CSV, then its manifest."""
+    from fer_kaggle.atomic import write_json
+
+    csv_path = tmp_path / "subs" / f"{name}.csv"
+    sha = write_submission(csv_path, FER, IDS, onehot(IDS % 7, 7), IDS)
+    write_json(csv_path.with_suffix(".json"), {"csv": csv_path.name, "csv_sha256": sha, "method": "mean", "kaggle": None})
+    return csv_path
+
+
+def test_submit_records_the_upload_and_refuses_to_spend_a_second_slot_on_it(tmp_path):
+    from fer_kaggle.atomic import read_json
+
+    csv_path = committed_submission(tmp_path)
+    api = FakeApi(["ok", "ok"])
+    record = submit_once(KaggleClient(api), csv_path, "comp", "m")
+    assert record["status"] == "submitted" and record["attempts"] == 1 and len(api.landed) == 1
+    assert read_json(csv_path.with_suffix(".json"))["kaggle"]["status"] == "submitted"
+    with pytest.raises(SubmissionError, match="already uploaded to comp.*--again"):
+        submit_once(KaggleClient(api), csv_path, "comp", "m")
+    assert len(api.landed) == 1
+    assert submit_once(KaggleClient(api), csv_path, "comp", "m", again=True)["attempts"] == 1
+    assert len(api.landed) == 2
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_a_submit_killed_during_its_upload_is_finished_from_kaggles_list(tmp_path, landed):
+    """The manifest said "uploading" when the process died: the next `submit` uploads only
+    where Kaggle's list shows the upload never arrived."""
+    from fer_kaggle.atomic import read_json, write_json
+
+    csv_path = committed_submission(tmp_path)
+    manifest = read_json(csv_path.with_suffix(".json"))
+    manifest["kaggle"] = {"competition": "comp", "status": "uploading", "uploads_before": 0}
+    write_json(csv_path.with_suffix(".json"), manifest)
+    api = FakeApi(["ok"])
+    if landed:
+        api.landed.append({"fileName": csv_path.name})
+    record = submit_once(KaggleClient(api), csv_path, "comp", "m")
+    assert len(api.landed) == 1 and len(api.calls) == (0 if landed else 1)
+    assert record["attempts"] == (0 if landed else 1)
+    assert read_json(csv_path.with_suffix(".json"))["kaggle"]["status"] == "submitted"
+
+
+def test_a_csv_without_its_manifest_or_changed_since_is_never_uploaded(tmp_path):
+    from fer_kaggle.errors import IntegrityError
+
+    orphan = tmp_path / "subs" / "20260101-000001-stack.csv"
+    write_submission(orphan, FER, IDS, onehot(IDS % 7, 7), IDS)
+    api = FakeApi(["ok"])
+    with pytest.raises(IntegrityError, match="has no manifest"):
+        submit_once(KaggleClient(api), orphan, "comp", "m")
+    changed = committed_submission(tmp_path)
+    changed.write_text(changed.read_text().replace("\n0,", "\n0,1", 1))
+    with pytest.raises(IntegrityError, match="changed since its manifest"):
+        submit_once(KaggleClient(api), changed, "comp", "m")
+    assert api.calls == []
+
+
+def test_the_latest_submission_is_the_newest_committed_one(tmp_path):
+    from fer_kaggle import layout
+
+    older = committed_submission(tmp_path, "20260101-000000-mean")
+    write_submission(tmp_path / "subs" / "20260101-000009-stack.csv", FER, IDS, onehot(IDS % 7, 7), IDS)  # no manifest
+    assert layout.latest_submission(tmp_path / "subs")[0] == older
+    newer = committed_submission(tmp_path, "20260101-000005-caruana")
+    assert layout.latest_submission(tmp_path / "subs")[0] == newer
 
 
 def test_no_credentials_says_how_to_configure_without_importing_kaggle(tmp_path, monkeypatch):
@@ -160,7 +258,7 @@ def test_blend_and_submit_dry_run_end_to_end(tiny_comp):
     assert set(manifest["methods_tried"]) == {"mean", "weighted", "caruana", "stack", "rank"}
     assert manifest["data"]["train_sha256"] == comp.train_sha256 and manifest["kaggle"] is None
     board = (tmp / "oof" / "leaderboard.csv").read_text()
-    assert "blend-caruana,blend," in board and "\na,variant," in board or "\nb,variant," in board
+    assert "blend-caruana,blend," in board and "\na,variant," in board and "\nb,variant," in board
     dry = subprocess.run(base + ["submit", "--dry-run"], env=env, capture_output=True, text=True)
     assert dry.returncode == 0 and "is valid (40 rows)" in dry.stdout, dry.stderr[-1000:]
     upload = subprocess.run(base + ["submit", "--competition", "comp"], env=env, capture_output=True, text=True)

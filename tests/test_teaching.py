@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_variant
-from fer_kaggle import atomic, cv
+from fer_kaggle import atomic, cv, layout
 from fer_kaggle.data.folds import FOLD_KEYS
 from fer_kaggle.errors import IntegrityError
 from fer_kaggle.fold_inputs import FoldInputs, one_hot, read_inputs, write_inputs
@@ -37,11 +37,10 @@ def fake_member(oof_dir, name, comp, folds, meta, seed):
     fold_tests = [probs(len(comp.test_ids), 3.0) for _ in range(int(folds.max()) + 1)]
     for k, t in enumerate(fold_tests):
         atomic.write_npy(d / f"fold{k}" / "test.npy", t)
-    atomic.write_npy(d / "oof.npy", oof)
-    atomic.write_npy(d / "test.npy", np.mean(fold_tests, axis=0))
     atomic.write_json(d / "config.json", {"variant": name, "model": "cnn_tiny", "model_hp": {"filters": [4, 8]},
                                           "train": tiny_variant().train,
                                           "folds": {k: meta[k] for k in FOLD_KEYS}})
+    layout.commit_predictions(d, oof, np.mean(fold_tests, axis=0), {"variant": name, "accuracy": 0.0, "log_loss": 1.0})
     return oof, fold_tests
 
 
@@ -103,7 +102,8 @@ def test_a_blend_teacher_combines_fold_k_predictions_with_the_blender_of_the_oth
     outside = folds != 1
     blender = make_blender("weighted").fit([o[outside] for o in oofs], comp.y_train[outside])
     assert np.allclose(teacher.fold_test(1), blender.predict_proba([members[0][1][1], members[1][1][1]]))
-    atomic.write_json(tmp / "oof" / "blend-weighted" / "metrics.json", {"members": ["a", "b"], "method": "weighted"})
+    layout.commit_predictions(tmp / "oof" / "blend-weighted", np.zeros((1, 7)), np.zeros((1, 7)),
+                              {"members": ["a", "b"], "method": "weighted"})
     assert resolve_teacher("weighted", tmp / "oof") == (["a", "b"], "weighted")
     assert resolve_teacher("a,b", tmp / "oof") == (["a", "b"], "mean")
 

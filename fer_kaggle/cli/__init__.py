@@ -50,12 +50,13 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     command = args.command_spec
     try:
-        if command.locks:
-            from fer_kaggle.lock import exclusive
+        from contextlib import ExitStack
 
-            with exclusive(args.oof_dir, command.name):
-                command.run(args)
-        else:
+        from fer_kaggle.lock import exclusive
+
+        with ExitStack() as held:
+            for folder in command.locks:
+                held.enter_context(exclusive(getattr(args, folder), command.name))
             command.run(args)
     except PieceEnded as e:
         print(f"fer-kaggle {args.command}: the piece ended ({e}): run the same command again to resume",

@@ -15,7 +15,7 @@ class Command:
     example: str
     arguments: Callable  # arguments(parser): adds the command's options
     run: Callable  # run(args): the handler
-    locks: bool = False  # whether it writes to the OOF folder (one such run at a time)
+    locks: tuple = ()  # the folders it writes (attributes of args: "oof_dir", ...), one such run at a time on each
 
 
 def names(text):
@@ -92,13 +92,12 @@ def trainer(args, comp, folds, folds_meta, preset):
 def _print_folds(oof_dir, variants, folds):
     from pathlib import Path
 
-    from fer_kaggle.atomic import read_json
+    from fer_kaggle import layout
 
     for v in variants:
         for k in folds:
-            path = Path(oof_dir) / v.name / f"fold{k}" / "done.json"
-            if path.exists():
-                d = read_json(path)
+            if layout.fold_is_done(Path(oof_dir) / v.name, k):
+                d = layout.read_fold_done(Path(oof_dir) / v.name, k)
                 print(f"{v.name} fold {k}: {d.get('metric', 'accuracy')} {d.get('score', d['accuracy']):.4f}, "
                       f"accuracy {d['accuracy']:.4f}, log loss {d['log_loss']:.4f}, {d['epochs']} epochs, "
                       f"{d['fit_seconds']:.0f}s fit, {d['predict_seconds']:.0f}s predict")

@@ -123,7 +123,7 @@ COMMANDS = [
             "  fer-kaggle data --source seedlings.zip --metric macro_f1 --no-flip\n"
             "  fer-kaggle data --demo images --data-dir /tmp/demo", data_arguments, run_data),
     Command("folds", "write oof/folds.csv: stratified K folds of the training rows", "fer-kaggle folds --k 5 --seed 0",
-            folds_arguments, run_folds, locks=True),
+            folds_arguments, run_folds, locks=("oof_dir",)),
     Command("pack", "write the competition in use as one .npz (a device pack, to carry to a GPU machine)",
             "fer-kaggle pack .device/cifar-10.npz", pack_arguments, run_pack),
 ]

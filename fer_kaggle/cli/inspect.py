@@ -22,10 +22,9 @@ def run_models(args):
 
 
 def _spec_in_use(data_dir):
-    from fer_kaggle.spec import SPEC_FILE, read_spec
+    from fer_kaggle.data.store import spec_in_use
 
-    path = Path(data_dir) / SPEC_FILE
-    return read_spec(path) if path.exists() else None
+    return spec_in_use(data_dir)
 
 
 def run_report(args):
@@ -49,12 +48,12 @@ def run_report(args):
 def _submitted_blend(submissions_dir, oof_dir):
     """The blend behind the newest submission, where its predictions are still in `oof_dir`:
     what `make all` submitted is what its report shows (None: the leaderboard's best)."""
-    from fer_kaggle.atomic import read_json
+    from fer_kaggle import layout
 
-    manifests = sorted(Path(submissions_dir).glob("*.json"), key=lambda path: path.stat().st_mtime_ns)
-    if manifests:
-        name = f"blend-{read_json(manifests[-1])['method']}"
-        if (Path(oof_dir) / name / "oof.npy").exists():
+    latest = layout.latest_submission(submissions_dir)
+    if latest:
+        name = f"{layout.BLEND_PREFIX}{latest[1]['method']}"
+        if layout.is_finished(Path(oof_dir) / name):
             return name
     return None
 

@@ -18,10 +18,10 @@ def run_leaderboard(args):
 
 
 def _metric_in_use(data_dir):
-    from fer_kaggle.spec import SPEC_FILE, read_spec
+    from fer_kaggle.data.store import spec_in_use
 
-    path = Path(data_dir) / SPEC_FILE
-    return read_spec(path).metric if path.exists() else None
+    spec = spec_in_use(data_dir)
+    return spec.metric if spec else None
 
 
 def run_blend(args):
@@ -56,49 +56,43 @@ def blend_arguments(p):
 
 
 def run_submit(args):
-    from fer_kaggle.atomic import read_json, write_json
+    from fer_kaggle import layout
     from fer_kaggle.data import store
     from fer_kaggle.errors import SubmissionError
-    from fer_kaggle.submission import read_submission, sha256_file
-    from fer_kaggle.submit import KaggleClient, wait_for_score
+    from fer_kaggle.submission import read_submission
+    from fer_kaggle.submit import KaggleClient, record_score, submit_once, wait_for_score
 
     path = Path(args.path) if args.path else _latest_submission(args.submissions_dir)
+    layout.checked_submission(path)  # never an orphan CSV, nor one changed since its blend
     comp = store.load(args.data_dir)
     expected = comp.sample_ids if comp.sample_ids is not None else comp.test_ids
     ids = read_submission(path, comp.spec, expected)
-    manifest_path = path.with_suffix(".json")
-    manifest = read_json(manifest_path) if manifest_path.exists() else None
-    if manifest and manifest.get("csv_sha256") != sha256_file(path):
-        raise SubmissionError(f"{path} changed since its manifest was written (sha256 differs): blend again")
     print(f"submit: {path} is valid ({len(ids)} rows)")
     if args.dry_run:
         return
     if not args.competition:
         raise SubmissionError("name the competition: --competition SLUG (or COMPETITION=SLUG for make)")
     client = KaggleClient()
-    client.submit(path, args.competition, args.message)
-    record = {"competition": args.competition, "message": args.message,
-              "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": "submitted"}
-    print(f"submit: uploaded to {args.competition}")
+    record = submit_once(client, path, args.competition, args.message, again=args.again)
+    print(f"submit: {'uploaded to' if record['attempts'] else 'an earlier, stopped upload reached'} {args.competition}"
+          + ("" if record["attempts"] else ": recorded, not sent again"))
     if args.wait:
         score = wait_for_score(client, args.competition, path.name, timeout=args.timeout)
         if score is None:
             print(f"submit: no score after {args.timeout:.0f}s; `fer-kaggle submissions` shows it once recorded")
         else:
-            record.update(score)
+            record_score(path, score)
             print(f"submit: public score {score['public_score']}")
-    if manifest is not None:
-        manifest["kaggle"] = record
-        write_json(manifest_path, manifest)
 
 
 def _latest_submission(directory):
+    from fer_kaggle import layout
     from fer_kaggle.errors import SubmissionError
 
-    csvs = sorted(Path(directory).glob("*.csv"))
-    if not csvs:
+    latest = layout.latest_submission(directory)
+    if latest is None:
         raise SubmissionError(f"no submission in {directory}/: run `fer-kaggle blend` (or `make blend`) first")
-    return csvs[-1]
+    return latest[0]
 
 
 def submit_arguments(p):
@@ -110,18 +104,19 @@ def submit_arguments(p):
     p.add_argument("--message", default="fer-kaggle", help="submission description")
     p.add_argument("--wait", action="store_true", help="poll until the score is known and record it")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the score (default 600)")
+    p.add_argument("--again", action="store_true", help="upload a submission already uploaded to this competition")
     p.add_argument("--dry-run", action="store_true", help="validate only")
 
 
 def run_submissions(args):
-    from fer_kaggle.atomic import read_json
+    from fer_kaggle import layout
 
-    manifests = sorted(Path(args.submissions_dir).glob("*.json"))
-    if not manifests:
+    found = layout.submissions(args.submissions_dir)
+    if not found:
         print(f"no submissions in {args.submissions_dir}/ yet")
         return
     if args.latest:
-        m = read_json(manifests[-1])
+        m = found[-1][1]
         cv = m["cv"]
         print(f"submission: {Path(args.submissions_dir) / m['csv']} ({m['method']} of {', '.join(m['members'])})")
         print(f"{scored_on(cv)} {cv.get('metric', 'accuracy')} {cv.get('score', cv['accuracy']):.4f} (accuracy "
@@ -130,8 +125,7 @@ def run_submissions(args):
             print(f"report: {Path('reports', 'index.html').resolve()}")
         return
     print(f"{'submission':44s} {'method':9s} {'metric':>9s} {'cv':>7s} {'cv_acc':>7s} {'public':>7s} {'private':>7s}")
-    for path in manifests:
-        m = read_json(path)
+    for path, m in found:
         cv, kaggle = m["cv"], m.get("kaggle") or {}
         public, private = kaggle.get("public_score"), kaggle.get("private_score")
         print(f"{path.stem:44s} {m['method']:9s} {cv.get('metric', 'accuracy')[:9]:>9s} "
@@ -153,9 +147,10 @@ COMMANDS = [
             lambda p: None, run_leaderboard),
     Command("blend", "fit a blend on the OOF predictions; write a validated submission in the competition's format",
             "fer-kaggle blend --method best\n  fer-kaggle blend --method caruana --members 'vgg_*'", blend_arguments,
-            run_blend, locks=True),
+            run_blend, locks=("oof_dir",)),
     Command("submit", "validate a submission against the sample submission and upload it with the Kaggle API",
-            "fer-kaggle submit --latest --dry-run", submit_arguments, run_submit),
+            "fer-kaggle submit --latest --dry-run", submit_arguments, run_submit,
+            locks=("submissions_dir",)),
     Command("submissions", "list local submissions with CV and leaderboard scores", "fer-kaggle submissions --latest",
             submissions_arguments, run_submissions),
 ]

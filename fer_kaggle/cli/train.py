@@ -98,12 +98,12 @@ def run_tune(args):
 
 def _params_of(variant, oof_dir, spec):
     """The parameter count of a finished variant in oof/, or of a registered model."""
-    from fer_kaggle.atomic import read_json
+    from fer_kaggle import layout
     from fer_kaggle.models import create_model
 
-    config = Path(oof_dir) / variant / "config.json"
-    if config.exists():
-        return int(read_json(config)["params"])
+    config = layout.read_config(Path(oof_dir) / variant)
+    if config is not None:
+        return int(config["params"])
     return int(create_model(variant, spec.input_shape, spec.num_classes).count_params())
 
 
@@ -215,13 +215,14 @@ COMMANDS = [
     Command("cv", "K-fold CV of model variants: OOF and test probabilities, leaderboard",
             "fer-kaggle cv --preset cpu\n  fer-kaggle cv --variants vgg_fast16 --set epochs=20 --time-limit 1800\n"
             "  fer-kaggle cv --folds 0 --time-limit 690 --tag f0",
-            cv_arguments, run_cv, locks=True),
+            cv_arguments, run_cv, locks=("oof_dir",)),
     Command("tune", "keras-tuner architecture search under a parameter budget, maximizing the competition's metric",
-            "fer-kaggle tune --search xc --family xception --max-params 500000 --trials 10", tune_arguments, run_tune),
+            "fer-kaggle tune --search xc --family xception --max-params 500000 --trials 10", tune_arguments, run_tune,
+            locks=("tuning_dir",)),
     Command("pseudo", "retrain variants with the ensemble's confident test predictions (pseudo-labels)",
             "fer-kaggle pseudo --from stack --precision 0.9\n  fer-kaggle pseudo --variants vgg_fast16 "
-            "--label-fraction 0.1,0.25 --time-limit 900", pseudo_arguments, run_pseudo, locks=True),
+            "--label-fraction 0.1,0.25 --time-limit 900", pseudo_arguments, run_pseudo, locks=("oof_dir",)),
     Command("distill", "train one fast student on an ensemble's soft targets, K-fold and one final model",
             "fer-kaggle distill --teacher stack --student vgg_fast16 --alpha 0.5 --temperature 2", distill_arguments,
-            run_distill, locks=True),
+            run_distill, locks=("oof_dir",)),
 ]

@@ -4,6 +4,8 @@ second run starts in seconds and a large competition is never wholly in memory; 
 (labels, ids, the spec) sit beside them. A cache is written into a temporary folder and
 renamed into place: a killed run leaves none half-written."""
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -47,7 +49,9 @@ def load_cached(source, cache_root, overrides=None) -> Competition:
         return _read(directory, source, overrides, apply_overrides)
     created = [p for p in (Path(cache_root).parent, Path(cache_root)) if not p.exists()]
     Path(cache_root).mkdir(parents=True, exist_ok=True)
+    _sweep_stopped_builds(cache_root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name[:16]}.", dir=cache_root))
+    building = _hold(tmp)  # while this process builds it, no other sweeps it away
     try:
         reading = {k: v for k, v in overrides.items() if k in ARRAY_OVERRIDES}  # the rest apply on every load
         comp = read_competition(source, reading, allocate=_allocator(tmp))
@@ -58,19 +62,53 @@ def load_cached(source, cache_root, overrides=None) -> Competition:
             else:
                 array.flush()
         meta = {k: getattr(comp, k) for k in _META if getattr(comp, k) is not None}
-        np.savez(tmp / "meta.npz", train_sha256=np.array(comp.train_sha256), **meta)
+        np.savez(tmp / "meta.npz", train_sha256=np.array(comp.train_sha256), test_sha256=np.array(comp.test_sha256),
+                 **meta)
         atomic.write_json(tmp / "spec.json", comp.spec.to_json())  # last: a cache with spec.json is complete
         try:
             os.replace(tmp, directory)
         except OSError:  # another process cached the same source first
             shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         for folder in reversed(created):  # bad input leaves nothing behind, not even the folders
             if folder.exists() and not any(folder.iterdir()):
                 folder.rmdir()
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise DataError(cache_root, f"the disk filled up while the cache of {source} was written (nothing of it "
+                                        f"was kept): free some, or pass a smaller --image-size") from None
         raise
+    finally:
+        os.close(building)
     return _read(directory, source, overrides, apply_overrides)
+
+
+BUILDING = ".building"  # the flock a cache build holds in its temporary folder
+
+
+def _hold(directory):
+    fd = os.open(Path(directory) / BUILDING, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _sweep_stopped_builds(cache_root):
+    """Remove the temporary folders of cache builds that were killed (a build alive holds its
+    folder's lock): they can hold gigabytes, and nothing else would remove them."""
+    for folder in Path(cache_root).glob(".*"):
+        if not folder.is_dir():
+            continue
+        try:
+            fd = os.open(folder / BUILDING, os.O_RDWR)
+        except FileNotFoundError:  # one just being made (its lock comes next), or not a build's
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # alive
+        finally:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _read(directory, source, overrides, apply_overrides):
@@ -78,6 +116,7 @@ def _read(directory, source, overrides, apply_overrides):
     with np.load(directory / "meta.npz", allow_pickle=False) as z:
         meta = {k: z[k] for k in _META if k in z.files}
         train_sha256 = str(z["train_sha256"])
+        test_sha256 = str(z["test_sha256"]) if "test_sha256" in z.files else None  # None: computed on reading
     cache_root = directory.parent
 
     def reread(image_size):
@@ -85,6 +124,7 @@ def _read(directory, source, overrides, apply_overrides):
 
     return Competition(x_train=np.load(directory / "x_train.npy", mmap_mode="r"),
                        x_test=np.load(directory / "x_test.npy", mmap_mode="r"), train_sha256=train_sha256,
+                       test_sha256=test_sha256,
                        spec=apply_overrides(spec, overrides), source=str(source), reread=reread, **meta)
 
 
@@ -96,6 +136,17 @@ def _allocator(directory):
             raise DataError(directory.parent, f"the cache of {name} ({shape[0]:,} images of {shape[1]}x{shape[2]}x"
                                               f"{shape[3]}, {needed / 2**30:.1f} GiB) would not fit the free disk "
                                               f"({free / 2**30:.1f} GiB): free some, or pass a smaller --image-size")
-        return np.lib.format.open_memmap(directory / f"{name}.npy", mode="w+", dtype=np.uint8, shape=shape)
+        path = directory / f"{name}.npy"
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+        try:  # reserve the blocks now: a write into a sparse map on a full disk kills the process (SIGBUS)
+            with open(path, "r+b") as f:
+                os.posix_fallocate(f.fileno(), 0, os.path.getsize(path))
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            raise DataError(directory.parent, f"the cache of {name} ({needed / 2**30:.1f} GiB) does not fit the free "
+                                              f"disk beside what this cache already holds: free some, or pass a "
+                                              f"smaller --image-size") from None
+        return array
 
     return allocate

@@ -6,12 +6,14 @@ refuses folds made from other data or for another spec; the stages after it carr
 of the meta into every artifact, and refuse artifacts whose keys differ.
 """
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from fer_kaggle import atomic
+from fer_kaggle.data.files import sha256_file
 from fer_kaggle.errors import FoldsError
 
 FOLDS_CSV = "folds.csv"
@@ -66,9 +68,13 @@ def write_folds(oof_dir, labels, identity, k=5, seed=0, force=False):
             "pass --force to replace them (the OOF predictions of oof/ were made with the old folds)"
         )
     folds = make_folds(labels, k, seed)
-    # The meta first: a folds.csv without its meta is treated as missing.
-    atomic.write_json(oof_dir / FOLDS_META, {"k": k, "seed": seed, **_identity(identity), "n_rows": len(labels)})
-    atomic.write_text(oof_dir / FOLDS_CSV, "row,fold\n" + "".join(f"{i},{f}\n" for i, f in enumerate(folds.tolist())))
+    # The meta commits the CSV (its sha256 inside), so it goes first out and last in: a kill in
+    # between leaves a folds.csv without its meta, which is treated as missing.
+    (oof_dir / FOLDS_META).unlink(missing_ok=True)
+    text = "row,fold\n" + "".join(f"{i},{f}\n" for i, f in enumerate(folds.tolist()))
+    atomic.write_text(oof_dir / FOLDS_CSV, text)
+    atomic.write_json(oof_dir / FOLDS_META, {"k": k, "seed": seed, **_identity(identity), "n_rows": len(labels),
+                                             "csv_sha256": hashlib.sha256(text.encode()).hexdigest()})
     return folds, True
 
 
@@ -93,6 +99,9 @@ def load_folds(oof_dir, identity, n_rows):
             f"{csv_path} was made for another competition spec (image size, channels, classes or symmetries "
             f"differ{'; or before specs existed' if 'spec_sha256' not in meta else ''}): {FIX_HINT}"
         )
+    if "csv_sha256" in meta and meta["csv_sha256"] != sha256_file(csv_path):
+        raise FoldsError(f"{csv_path} is not the file its {FOLDS_META} describes (sha256 differs: changed by hand, or "
+                         f"a run stopped while replacing it): {FIX_HINT}")
     table = np.loadtxt(csv_path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
     if table.shape != (n_rows, 2) or not np.array_equal(table[:, 0], np.arange(n_rows)):
         raise FoldsError(f"{csv_path} does not list rows 0..{n_rows - 1} once each in order: {FIX_HINT}")

@@ -25,6 +25,11 @@ class Competition:
     test_labels: np.ndarray = None  # codes, only where the source holds them (demo, fer2013.csv)
     is_demo: bool = False
     reread: object = None  # reread(image_size): the same competition read at another size (the cache's)
+    test_sha256: str = None  # the test set's identity (ids, their order, images): what test predictions are of
+
+    def __post_init__(self):
+        if self.test_sha256 is None:
+            self.test_sha256 = test_identity(self.test_ids, self.x_test)
 
     def at_size(self, height, width):
         """The same competition with its images at `height` x `width` (a pretrained network's
@@ -50,6 +55,18 @@ class Competition:
     def identity(self):
         """What folds, OOF and blends are tied to: the training data and the spec's identity."""
         return {"train_sha256": self.train_sha256, "spec_sha256": self.spec.identity_sha256}
+
+
+def test_identity(test_ids, x_test, chunk=256):
+    """sha256 over the test ids in their order and the test images' pixels: predictions of a test
+    set are tied to it, so a changed, reordered or re-imaged test set is never given stale ones."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(map(str, test_ids)).encode("utf-8") + b"\0")
+    digest.update(repr((x_test.shape, str(x_test.dtype))).encode())
+    for start in range(0, len(x_test), chunk):
+        digest.update(np.ascontiguousarray(x_test[start: start + chunk]).tobytes())
+    return digest.hexdigest()
 
 
 ARRAY_OVERRIDES = ("image_size", "channels", "resize", "submission")  # those that change what is read

@@ -11,6 +11,7 @@ from pathlib import Path
 from fer_kaggle import atomic
 from fer_kaggle.data.cache import load_cached
 from fer_kaggle.data.download import download_competition
+from fer_kaggle.data.files import sha256_file
 from fer_kaggle.errors import DataError
 from fer_kaggle.spec import SPEC_FILE
 
@@ -50,8 +51,23 @@ def prepare(data_dir="data", source=None, download=None, demo=None, credentials=
     comp.is_demo = kind == "demo"
     atomic.write_json(data_dir / SPEC_FILE, comp.spec.to_json())
     atomic.write_json(data_dir / POINTER, {"kind": kind, "source": str(path), "train_sha256": comp.train_sha256,
-                                           "overrides": overrides, "demo": path.name if kind == "demo" else None})
+                                           "overrides": overrides, "demo": path.name if kind == "demo" else None,
+                                           "spec_file_sha256": sha256_file(data_dir / SPEC_FILE)})  # last: commits both
     return comp, kind
+
+
+def spec_in_use(data_dir="data"):
+    """The spec of the competition in use, as `spec.json` shows it, or None where no competition
+    was chosen (or `spec.json` is not the one its pointer committed: a stopped `data` run)."""
+    from fer_kaggle.spec import read_spec
+
+    pointer_path, spec_path = Path(data_dir) / POINTER, Path(data_dir) / SPEC_FILE
+    if not pointer_path.exists() or not spec_path.exists():
+        return None
+    committed = atomic.read_json(pointer_path).get("spec_file_sha256")
+    if committed is not None and committed != sha256_file(spec_path):
+        return None
+    return read_spec(spec_path)
 
 
 def load(data_dir="data"):

@@ -5,17 +5,16 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic, metrics
+from fer_kaggle import layout, metrics
 from fer_kaggle.diagnostics.curves import read_history
 
 
 def matched_dnn(oof_dir, cnn_params, tolerance=0.05):
     """A finished DNN variant in oof/ within `tolerance` of the CNN's parameter count, or None."""
-    for config_path in sorted(Path(oof_dir).glob("*/config.json")):
-        config = atomic.read_json(config_path)
-        if config["model"].startswith("dnn") and (config_path.parent / "metrics.json").exists():
-            if abs(config["params"] - cnn_params) <= tolerance * cnn_params:
-                return config_path.parent
+    for name in layout.finished(oof_dir, blends=False):
+        config = layout.read_config(Path(oof_dir) / name)
+        if config["model"].startswith("dnn") and abs(config["params"] - cnn_params) <= tolerance * cnn_params:
+            return Path(oof_dir) / name
     return None
 
 
@@ -26,8 +25,8 @@ def train_matched_dnn(cnn_dir, comp, folds, workdir, progress=print):
     from fer_kaggle.cv import split_rows
     from fer_kaggle.models import create_model
 
-    config = atomic.read_json(Path(cnn_dir) / "config.json")
-    done = atomic.read_json(Path(cnn_dir) / "fold0" / "done.json")
+    config = layout.read_config(cnn_dir)
+    done = layout.read_fold_done(cnn_dir, 0)
     cfg = {**config["train"], "epochs": done["epochs"], "early_stopping_patience": 0}
     train_rows, valid_rows = split_rows(folds, 0)
     training.configure_backend()
@@ -46,9 +45,9 @@ def train_matched_dnn(cnn_dir, comp, folds, workdir, progress=print):
 
 
 def fold0_summary(variant_dir):
-    done = atomic.read_json(Path(variant_dir) / "fold0" / "done.json")
-    config = atomic.read_json(Path(variant_dir) / "config.json")
-    history = read_history(Path(variant_dir) / "fold0" / "history.csv")
+    done = layout.read_fold_done(variant_dir, 0)
+    config = layout.read_config(variant_dir)
+    history = read_history(layout.fold_dir(variant_dir, 0) / "history.csv")
     return {"params": config["params"], "accuracy": done["accuracy"], "log_loss": done["log_loss"],
             "seconds_per_epoch": float(np.mean([h["seconds"] for h in history]))}, history
 
@@ -57,13 +56,11 @@ def ablations(oof_dir):
     """Pairs of finished variants whose configs differ in exactly one setting:
     [(setting, value a, variant a, accuracy a, value b, variant b, accuracy b)]."""
     runs = []
-    for config_path in sorted(Path(oof_dir).glob("*/config.json")):
-        metrics_path = config_path.parent / "metrics.json"
-        if metrics_path.exists():
-            config = atomic.read_json(config_path)
-            flat = {"model": config["model"], **{f"model.{k}": json.dumps(v) for k, v in config["model_hp"].items()},
-                    **{k: json.dumps(v) for k, v in config["train"].items()}}
-            runs.append((config_path.parent.name, flat, atomic.read_json(metrics_path)))
+    for name in layout.finished(oof_dir, blends=False):
+        config = layout.read_config(Path(oof_dir) / name)
+        flat = {"model": config["model"], **{f"model.{k}": json.dumps(v) for k, v in config["model_hp"].items()},
+                **{k: json.dumps(v) for k, v in config["train"].items()}}
+        runs.append((name, flat, layout.read_metrics(Path(oof_dir) / name)))
     rows = []
     for i, (name_a, a, ma) in enumerate(runs):
         for name_b, b, mb in runs[i + 1 :]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic
+from fer_kaggle import atomic, layout
 from fer_kaggle.clock import clock
 from fer_kaggle.diagnostics import compare, confusion, curves, filters, lime_explain, saliency, taught, tta_views
 from fer_kaggle.errors import ConfigError
@@ -25,11 +25,12 @@ class Report:
         self.progress, self.per_class, self.lime_samples, self.ascent_steps = progress, per_class, lime_samples, ascent_steps
         self.target = target or self._best()
         self.target_dir = self.oof_dir / self.target
-        if not (self.target_dir / "oof.npy").exists():
-            raise ConfigError(f"{self.target_dir} has no oof.npy: name a finished variant or blend (see `fer-kaggle leaderboard`)")
+        if not layout.is_finished(self.target_dir):
+            raise ConfigError(f"{self.target_dir} holds no finished predictions: name a finished variant or blend "
+                              f"(see `fer-kaggle leaderboard`)")
         from fer_kaggle.cv import covered_rows
 
-        probs = np.load(self.target_dir / "oof.npy")
+        probs, _, self.metrics = layout.read_predictions(self.target_dir)
         self.rows = covered_rows(probs)  # every training row, or a holdout variant's
         self.probs, self.y = probs[self.rows], comp.y_train[self.rows]
         self.sections = []  # (figure name, title, [(png, caption)], html)
@@ -48,16 +49,15 @@ class Report:
         """The variant whose fold models the model-based figures use: the target itself, or
         the member of a blend with the largest weight (the most accurate member when the
         blend has no weights per member, as a stack)."""
-        if (self.target_dir / "config.json").exists():
+        if layout.read_config(self.target_dir) is not None:
             return self.target
-        metrics = atomic.read_json(self.target_dir / "metrics.json")
-        weights = metrics.get("weights", {})
-        members = [m for m in metrics.get("members", []) if (self.oof_dir / m / "config.json").exists()]
+        weights = self.metrics.get("weights", {})
+        members = [m for m in self.metrics.get("members", []) if layout.is_finished(self.oof_dir / m)]
         if not members:
             raise ConfigError(f"blend {self.target} records no members with finished CV")
         if all(m in weights for m in members):
             return max(members, key=lambda m: weights[m])
-        return max(members, key=lambda m: atomic.read_json(self.oof_dir / m / "metrics.json")["accuracy"])
+        return max(members, key=lambda m: layout.read_metrics(self.oof_dir / m)["accuracy"])
 
     @property
     def cnn_variant(self):
@@ -67,8 +67,8 @@ class Report:
 
         candidates = [self.model_variant] + [r["name"] for r in leaderboard_rows(self.oof_dir)]
         for name in candidates:
-            config_path = self.oof_dir / name / "config.json"
-            if config_path.exists() and not atomic.read_json(config_path)["model"].startswith("dnn"):
+            config = layout.read_config(self.oof_dir / name)
+            if config is not None and not config["model"].startswith("dnn"):
                 return name
         return None
 
@@ -174,7 +174,7 @@ class Report:
     def _tta(self):
         variant, model, valid_rows, x = self._fold0_model()
         rows = tta_views.tta_rows(model, rows_of(x, valid_rows), self.comp.y_train[valid_rows])
-        trained = atomic.read_json(self.oof_dir / variant / "config.json")["train"]["tta"]
+        trained = layout.read_config(self.oof_dir / variant)["train"]["tta"]
         body = _table(["views", "count", "accuracy", "log loss", "seconds per 1,000 images"],
                       [[t + (" (trained with)" if t == trained else ""), n, f"{a:.4f}", f"{ll:.4f}", f"{s:.2f}"]
                        for t, n, a, ll, s in rows])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic, metrics
+from fer_kaggle import atomic, layout, metrics
 from fer_kaggle.cv import split_rows
 from fer_kaggle.fold_inputs import INPUTS, FoldInputs, one_hot, write_inputs
 
@@ -46,8 +46,8 @@ def write_fold_inputs(teacher, comp, folds, variant_dir, alpha, temperature, tes
     """Each unfinished fold's inputs.npz from the fold-k teacher (kept when already written)."""
     folds = np.asarray(folds)
     for k in np.unique(folds):
-        fold_dir = Path(variant_dir) / f"fold{k}"
-        if (fold_dir / INPUTS).exists() or (fold_dir / "done.json").exists():
+        fold_dir = layout.fold_dir(variant_dir, k)
+        if (fold_dir / INPUTS).exists() or (fold_dir / layout.FOLD_DONE).exists():
             continue
         started = time.perf_counter()
         train_rows, _ = split_rows(folds, k)
@@ -116,16 +116,16 @@ def measure_speed(teacher, final_path, images):
 def write_summary(oof_dir, name, teacher, comp, labels_only, speed, alpha, temperature, final_path):
     """`oof/<student>/distill.json`: teacher, student and labels-only student side by side."""
     y = comp.y_train
-    student = atomic.read_json(Path(oof_dir) / name / "metrics.json")
+    student = _finished_metrics(oof_dir, name)
     teacher_oof = teacher.oof()
-    other = Path(oof_dir) / labels_only / "metrics.json"
+    other = layout.read_metrics(Path(oof_dir) / labels_only)
     summary = {
         "variant": name, "teacher": teacher.spec, "alpha": alpha, "temperature": temperature,
         "teacher_accuracy": metrics.accuracy(teacher_oof, y), "teacher_log_loss": metrics.log_loss(teacher_oof, y),
         "accuracy": student["accuracy"], "log_loss": student["log_loss"],
-        "labels_only": labels_only if other.exists() else None,
-        "labels_only_accuracy": atomic.read_json(other)["accuracy"] if other.exists() else None,
-        "labels_only_log_loss": atomic.read_json(other)["log_loss"] if other.exists() else None,
+        "labels_only": labels_only if other else None,
+        "labels_only_accuracy": other["accuracy"] if other else None,
+        "labels_only_log_loss": other["log_loss"] if other else None,
         "images_per_second": speed, "final_model": str(final_path),
     }
     atomic.write_json(Path(oof_dir) / name / SUMMARY, summary)
@@ -148,8 +148,12 @@ def run_distill(comp, folds, folds_meta, oof_dir, members, method, student, alph
         f"{variant.name}, alpha {alpha}, temperature {temperature}")
     write_fold_inputs(teacher, comp, folds, Path(oof_dir) / variant.name, alpha, temperature, test_images, log)
     train_cv([variant])
-    epochs = int(np.median(atomic.read_json(Path(oof_dir) / variant.name / "metrics.json")["epochs"]))
+    epochs = int(np.median(_finished_metrics(oof_dir, variant.name)["epochs"]))
     log(f"distill: the final student on all {len(comp.y_train)} training rows, {epochs} epochs")
     final = train_final(variant, teacher, comp, oof_dir, alpha, temperature, epochs, test_images, log)
     speed = measure_speed(teacher, final, comp.x_test[:speed_images])
     return write_summary(oof_dir, variant.name, teacher, comp, student.name, speed, alpha, temperature, final)
+
+
+def _finished_metrics(oof_dir, name):
+    return layout.read_predictions(Path(oof_dir) / name)[2]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic, metrics
+from fer_kaggle import atomic, layout, metrics
 from fer_kaggle.cv import Variant, split_rows
 from fer_kaggle.errors import ConfigError
 from fer_kaggle.fold_inputs import FoldInputs, INPUTS, one_hot, write_inputs
@@ -103,7 +103,7 @@ class PseudoRound:
         admissions = {}
         n_classes = len(self.comp.class_names)
         for k in sorted(self.thresholds):
-            fold_dir = Path(variant_dir) / f"fold{k}"
+            fold_dir = layout.fold_dir(variant_dir, k)
             labeled, hidden = self.labeled_rows(k)
             if not (fold_dir / INPUTS).exists():
                 hidden_probs, test_probs = fold_pool(self.teacher, k, self.comp.x_train, hidden)
@@ -130,10 +130,9 @@ def _fmt(threshold):
 
 def finished_variant(oof_dir, name):
     """The Variant a finished variant was trained as (its model and training config)."""
-    config_path = Path(oof_dir) / name / "config.json"
-    if not config_path.exists():
+    config = layout.read_config(Path(oof_dir) / name)
+    if config is None:
         raise ConfigError(f"no finished variant {name!r} in {oof_dir}/ to retrain: train it with `fer-kaggle cv` first")
-    config = atomic.read_json(config_path)
     return Variant(name=name, model=config["model"], model_hp=dict(config["model_hp"]), train=dict(config["train"]))
 
 
@@ -186,7 +185,7 @@ def run_label_fraction(comp, folds, folds_meta, oof_dir, students, fractions, pr
                              {"stage": "pseudo", "label_fraction": fraction, "seed": seed}) for s in students]
         for variant in supervised:
             for k in np.unique(folds):
-                fold_dir = Path(oof_dir) / variant.name / f"fold{k}"
+                fold_dir = layout.fold_dir(Path(oof_dir) / variant.name, k)
                 if not (fold_dir / INPUTS).exists():
                     labeled = labeled_subset(split_rows(folds, k)[0], comp.y_train, fraction, seed, int(k))
                     write_inputs(fold_dir, FoldInputs(labeled, one_hot(comp.y_train[labeled], n_classes),
@@ -209,8 +208,8 @@ def run_label_fraction(comp, folds, folds_meta, oof_dir, students, fractions, pr
 def write_summary(oof_dir, name, one_round, admissions, before):
     """`oof/<variant>/pseudo.json`: the teacher, thresholds and admissions, OOF accuracy before and after."""
     y = one_round.comp.y_train
-    after = atomic.read_json(Path(oof_dir) / name / "metrics.json")
-    base = atomic.read_json(Path(oof_dir) / before / "metrics.json")
+    after = layout.read_predictions(Path(oof_dir) / name)[2]
+    base = layout.read_predictions(Path(oof_dir) / before)[2]
     summary = {
         "variant": name, "before": before, "teacher": one_round.teacher.spec,
         "teacher_accuracy": metrics.accuracy(one_round.teacher_oof, y),

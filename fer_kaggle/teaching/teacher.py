@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import atomic
-from fer_kaggle.blend import BLEND_PREFIX, discover_members, load_members
+from fer_kaggle import layout
+from fer_kaggle.blend import discover_members, load_members
 from fer_kaggle.ensemble import make_blender
 from fer_kaggle.errors import ConfigError
+from fer_kaggle.layout import BLEND_PREFIX
 
 
 def resolve_teacher(source, oof_dir, submissions_dir="submissions"):
@@ -22,14 +23,14 @@ def resolve_teacher(source, oof_dir, submissions_dir="submissions"):
     the latest submission's blend."""
     oof_dir = Path(oof_dir)
     if source is None:
-        manifests = sorted(Path(submissions_dir).glob("*.json"))
-        if not manifests:
+        latest = layout.latest_submission(submissions_dir)
+        if latest is None:
             raise ConfigError("no blend to learn from: run `fer-kaggle blend` first, or name a teacher with --from")
-        manifest = atomic.read_json(manifests[-1])
+        manifest = latest[1]
         return list(manifest["members"]), manifest["method"]
     blend_dir = oof_dir / (source if source.startswith(BLEND_PREFIX) else BLEND_PREFIX + source)
-    if (blend_dir / "metrics.json").exists():
-        metrics = atomic.read_json(blend_dir / "metrics.json")
+    metrics = layout.read_metrics(blend_dir)
+    if metrics is not None:
         return list(metrics["members"]), metrics["method"]
     return discover_members(oof_dir, [n.strip() for n in source.split(",") if n.strip()]), "mean"
 
@@ -75,7 +76,7 @@ class Teacher:
 
     def fold_test(self, k):
         """The fold-k teacher's test probabilities."""
-        return self.combine(k, [np.load(self.oof_dir / m / f"fold{k}" / "test.npy") for m in self.members])
+        return self.combine(k, [np.load(layout.fold_dir(self.oof_dir / m, k) / layout.TEST) for m in self.members])
 
     def test(self):
         """The whole teacher's test probabilities (every fold model, blend fit on all OOF rows)."""
@@ -103,7 +104,7 @@ class Teacher:
     def _model(self, member, k):
         """Member's fold-k model, loaded once."""
         if (member, k) not in self._models:
-            self._models[(member, k)] = load_fold_model(self.oof_dir / member / f"fold{k}")
+            self._models[(member, k)] = load_fold_model(layout.fold_dir(self.oof_dir / member, k))
         return self._models[(member, k)]
 
 

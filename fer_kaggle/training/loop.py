@@ -254,8 +254,7 @@ def _validate(model, state, row, x_val, y_val, cfg, workdir, train_seconds):
                 with atomic.atomic_path(workdir / name) as tmp:
                     inner_model(model).save_weights(_with_suffix(tmp, ".weights.h5"))
                     os.replace(_with_suffix(tmp, ".weights.h5"), tmp)
-                _remove(workdir, state.best_weights)
-                state.best_weights = name
+                state.best_weights = name  # the old one is removed once state.json names this one
     if not improved:
         state.plateau_wait += 1
         if cfg["schedule"] == "plateau" and state.plateau_wait >= cfg["plateau_patience"]:
@@ -305,7 +304,8 @@ def _replan(model, state, cfg, seconds_left, pace):
 
 
 def _checkpoint(model, state, workdir):
-    """Save the training model under a new name, then commit state.json, then drop the old one."""
+    """Save the training model under a new name, then commit state.json, then drop the files it no
+    longer names (the old checkpoint, older best weights)."""
     t0 = time.perf_counter()
     old = state.checkpoint
     name = f"checkpoint-{state.epoch}.keras"
@@ -317,6 +317,9 @@ def _checkpoint(model, state, workdir):
     atomic.write_json(workdir / "state.json", state.__dict__)
     if old != name:
         _remove(workdir, old)
+    for stale in Path(workdir).glob("best-*.weights.h5"):
+        if stale.name != state.best_weights:
+            stale.unlink()
 
 
 def _final_model(model, state, cfg, workdir):
