@@ -482,7 +482,9 @@ def _run_parallel(pending, step_seconds, epoch_seconds, share, comp, folds, oof_
     if scheduler:
         from dask.distributed import Client
 
-        with Client(scheduler), joblib.parallel_config(backend="dask"):
+        from fer_kaggle.network import check_dask_address
+
+        with Client(check_dask_address(scheduler)), joblib.parallel_config(backend="dask"):
             results = joblib.Parallel(n_jobs=jobs)(calls)
     else:
         results = joblib.Parallel(n_jobs=jobs, backend="loky")(calls)

@@ -9,7 +9,10 @@ weights are fit on the other folds' OOF rows and scored on the held-out fold's r
 import numpy as np
 
 from fer_kaggle.errors import ConfigError
-from fer_kaggle.metrics import EPS, accuracy, log_loss
+from fer_kaggle.metrics import accuracy, log_loss
+
+EPS = 1e-7  # the floor of a probability inside the blenders' fits (numerics, not the scored log loss)
+
 
 def _stack(probs):
     arr = np.stack([np.asarray(p, dtype=np.float64) for p in probs])

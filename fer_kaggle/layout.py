@@ -18,13 +18,14 @@ A CSV without its manifest, or whose bytes differ from the manifest's sha256, is
 submission any stage reads or uploads.
 """
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 from fer_kaggle import atomic
 from fer_kaggle.data.files import sha256_file
-from fer_kaggle.errors import IntegrityError
+from fer_kaggle.errors import ConfigError, IntegrityError
 
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -34,6 +35,18 @@ COMMIT = "committed.json"
 FOLD_DONE = "done.json"
 BLEND_PREFIX = "blend-"
 _COMMITTED_FILES = (OOF, TEST, METRICS)
+
+
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=@-]{0,99}")
+
+
+def check_name(name, what="variant name"):
+    """`name` as a folder name of oof/ or tuning/: letters, digits and `_ . + = @ -`, never a path
+    (`../`), never hidden, at most 100 characters. ConfigError otherwise. Returns it."""
+    if not isinstance(name, str) or not NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"{what} {str(name)[:60]!r} is not allowed: use letters, digits and _ . + = @ - (at most 100, "
+                          f"not starting with a dot, no '..')")
+    return name
 
 
 def fold_dir(variant_dir, k):

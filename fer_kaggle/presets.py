@@ -24,6 +24,7 @@ BENCHMARKS.md holds the measurements that chose each value.
 
 from fer_kaggle.cv import Variant
 from fer_kaggle.errors import ConfigError
+from fer_kaggle.layout import check_name
 from fer_kaggle.training.config import DEFAULTS, resolve_config
 
 # The per-step engine's settings that every real-data preset shares: warm up briefly, decay
@@ -148,6 +149,8 @@ def resolve(preset, variants=None, settings=None, tag=None, tuning_dir="tuning",
                                                      train_settings))
         out.append(Variant(name=f"{name}-{tag}" if tag else name, model=model, model_hp=dict(model_settings),
                            train=dict(cfg)))
+    for variant in out:  # a name is a folder of oof/: never a path out of it
+        check_name(variant.name, "--tag" if tag and variant.name.endswith(f"-{tag}") else "variant name")
     return out
 
 

@@ -56,6 +56,7 @@ class Spec:
     resize: str = "fixed"
     layout: str = ""
     competition: str = ""
+    positive: str = None  # submission 'positive': the class whose probability the column holds (None: from its name)
     guessed: tuple = field(default=(), compare=False)
 
     def __post_init__(self):
@@ -67,6 +68,19 @@ class Spec:
         if self.class_names is None:
             object.__setattr__(self, "class_names", self.labels)
         self.check()
+
+    @property
+    def positive_code(self):
+        """The class whose probability a one-column ('positive') submission holds: the one the
+        spec names, else the one the column is named after, else class 1 of classes 0 and 1;
+        None where that is ambiguous."""
+        if self.positive is not None:
+            return self.labels.index(str(self.positive)) if str(self.positive) in self.labels else None
+        column = self.submission_columns[1] if len(self.submission_columns) > 1 else None
+        for code, (label, name) in enumerate(zip(self.labels, self.class_names)):
+            if column in (label, name):
+                return code
+        return 1 if set(self.labels) == {"0", "1"} else None
 
     @property
     def input_shape(self):
@@ -90,12 +104,21 @@ class Spec:
                 problems.append(f"{name} {getattr(self, name)!r} (one of {', '.join(allowed)})")
         if self.submission == "positive" and len(self.labels) != 2:
             problems.append(f"submission 'positive' with {len(self.labels)} classes (it needs two)")
+        elif self.submission == "positive" and self.positive_code is None:
+            problems.append(f"submission column {self.label_column!r} names neither class ({', '.join(self.labels)}): "
+                            f"set \"positive\" to the class whose probability it holds (edit the spec, then "
+                            f"`fer-kaggle data --spec`)")
         if self.label_kind == "number" and not all(is_integer_text(v) for v in self.labels):
             problems.append("label_kind 'number' with labels that are not integers")
         from fer_kaggle.metrics import METRICS  # a lower room: the registry of metric names
 
         if self.metric not in METRICS:
             problems.append(f"metric {self.metric!r} (one of {', '.join(METRICS)})")
+        elif self.metric == "qwk" and self.label_kind == "name":
+            problems.append(f"metric 'qwk' weighs errors by the distance between ordered classes, and these classes "
+                            f"are names ({', '.join(self.labels[:4])}{', ...' if len(self.labels) > 4 else ''}) whose "
+                            f"order no file gives (sorted alphabetically, 'mild' < 'moderate' < 'no' < 'severe'): give "
+                            f"them as numbers 0..{len(self.labels) - 1} in their order, or choose another --metric")
         if problems:
             raise ConfigError(f"competition spec: {'; '.join(problems)}")
 
@@ -128,7 +151,8 @@ class Spec:
                "row": f"row numbers from {self.id_start}"}[self.test_ids]
         submission = {"label": f"{self.label_column!r}, the class {'name' if self.label_kind == 'name' else 'number'}",
                       "probabilities": "one probability column per class",
-                      "positive": f"{self.label_column!r}, the probability of {self.labels[1]!r}"}[self.submission]
+                      "positive": f"{self.label_column!r}, the probability of "
+                                  f"{self.labels[self.positive_code or 0]!r}"}[self.submission]
         lines = [
             f"  images: {self.height}x{self.width}, {'grayscale' if self.channels == 1 else 'RGB'}"
             + (", others resized to it" if self.resize == "resize" else ", all of this size"),

@@ -25,8 +25,9 @@ def submitted_rows(spec, ids, probs, decision=None):
         codes = values if values is not None and np.ndim(values) == 1 else probs.argmax(axis=1)
         return [[str(i), spec.labels[int(c)]] for i, c in zip(ids, codes)]
     p = values if values is not None and np.ndim(values) == 2 else probs
-    if spec.submission == "positive":
-        return [[str(i), _number(row[1])] for i, row in zip(ids, p)]
+    if spec.submission == "positive":  # the column's class, matched by its name (fer_kaggle.spec)
+        code = spec.positive_code
+        return [[str(i), _number(row[code])] for i, row in zip(ids, p)]
     column_of = {label: c for c, label in enumerate(spec.labels)}
     order = [column_of[name] for name in spec.submission_columns[1:]]
     return [[str(i), *(_number(row[c]) for c in order)] for i, row in zip(ids, p)]

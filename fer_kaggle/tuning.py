@@ -12,6 +12,7 @@ variants that `fer-kaggle cv --variants tuned:<search>` trains.
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import numpy as np
 
 from fer_kaggle import atomic, decisions
 from fer_kaggle.errors import ConfigError
+from fer_kaggle.layout import check_name
+from fer_kaggle.network import check_oracle_address
 from fer_kaggle.metrics import get_metric
 from fer_kaggle.rows import rows_of
 
@@ -167,6 +170,9 @@ def search(name, family, data, base_train, spec, folds_to_use=(0,), tuner="hyper
 
     if tuner not in TUNERS:
         raise ConfigError(f"unknown tuner {tuner!r}; choose one of {', '.join(TUNERS)}")
+    check_name(name, "search name")
+    if os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief":  # the chief binds the oracle's port
+        check_oracle_address(os.environ.get("KERASTUNER_ORACLE_IP"))
     oracle_class, tuner_class = _tuner_class(tuner)
     objective = kt.Objective(OBJECTIVE, "max" if get_metric(spec.metric).greater_is_better else "min")
     common = {"objective": objective, "seed": seed, "max_consecutive_failed_trials": 1000}
@@ -233,13 +239,43 @@ def load_exported(spec, tuning_dir="tuning"):
     """`tuned:<search>` (every exported variant) or `tuned:<search>/<name>`: the variant dicts."""
     body = spec[len("tuned:"):]
     search_name, _, name = body.partition("/")
+    check_name(search_name, "search name")
+    if name:
+        check_name(name, "exported variant name")
     best_dir = Path(tuning_dir) / search_name / "best"
     paths = [best_dir / f"{name}.json"] if name else sorted(best_dir.glob("*.json"))
     if not paths or not all(p.exists() for p in paths):
         raise ConfigError(f"no exported variant {spec!r} in {best_dir}: run `fer-kaggle tune --search {search_name}` first")
-    variants = []
-    for p in paths:
-        v = atomic.read_json(p)
-        v["model_hp"] = {k: tuple(x) if isinstance(x, list) else x for k, x in v["model_hp"].items()}
-        variants.append(v)
-    return variants
+    return [_checked_export(atomic.read_json(p), p) for p in paths]
+
+
+_HP_TEXT = re.compile(r"[A-Za-z0-9_.,-]{1,40}")
+
+
+def _checked_export(v, path):
+    """An exported variant's values, checked before anything trains them: the file may come from
+    another machine (a shared tuning/ folder), so it names a registered model, known settings
+    and plain values only. ConfigError naming the file otherwise."""
+    from fer_kaggle.models import list_models, model_hp
+    from fer_kaggle.training import resolve_config
+
+    def plain(x):
+        if isinstance(x, (bool, int, float)) or x is None:
+            return True
+        if isinstance(x, str):
+            return bool(_HP_TEXT.fullmatch(x))
+        return isinstance(x, (list, tuple)) and len(x) <= 16 and all(isinstance(i, (int, float)) for i in x)
+
+    if not isinstance(v, dict) or not all(isinstance(v.get(k), t) for k, t in
+                                          (("name", str), ("model", str), ("model_hp", dict), ("train", dict))):
+        raise ConfigError(f"{path}: not an exported variant (name, model, model_hp, train)")
+    check_name(v["name"], f"{path}: variant name")
+    if v["model"] not in list_models():
+        raise ConfigError(f"{path}: model {v['model'][:40]!r} is not a registered model")
+    bad = [k for k, x in v["model_hp"].items() if not plain(x)]
+    if bad:
+        raise ConfigError(f"{path}: model setting {bad[0]!r} holds {str(v['model_hp'][bad[0]])[:40]!r}, not a plain value")
+    model_hp(v["model"], **v["model_hp"])  # unknown settings of the model: ConfigError
+    resolve_config(**v["train"])  # unknown or ill-typed training settings: ConfigError
+    v["model_hp"] = {k: tuple(x) if isinstance(x, list) else x for k, x in v["model_hp"].items()}
+    return v

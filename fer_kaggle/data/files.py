@@ -14,6 +14,9 @@ from pathlib import Path, PurePosixPath
 from fer_kaggle.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+MAX_MEMBER_BYTES = 16 * 2**30  # what one member of a zip may declare
+MAX_RATIO = 200  # how much larger than its compressed bytes a large member may be (CSV of pixels: about 4x)
+RATIO_FROM_BYTES = 64 * 2**20  # members smaller than this are never refused for their ratio
 
 
 def is_image_name(name):
@@ -40,6 +43,7 @@ class CompetitionFiles:
                 infos = [i for i in self.zip.infolist() if not i.is_dir()]
             except (zipfile.BadZipFile, OSError) as e:
                 raise DataError(path, f"not a readable zip file ({e})") from None
+            _refuse_bombs(path, infos)
             names = [i.filename for i in infos if not _hidden(i.filename)]
             prefix = _common_folder(names)
             self.members = {n[len(prefix):]: n for n in names}
@@ -87,6 +91,14 @@ class CompetitionFiles:
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
             raise DataError(self.label(name), f"cannot be read, the zip is truncated or corrupt ({e})") from None
 
+    def head(self, name, n) -> bytes:
+        """The first `n` bytes of a member (a header), without reading the rest."""
+        with self.open(name) as stream:
+            try:
+                return stream.read(n)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+                raise DataError(self.label(name), f"cannot be read, the zip is truncated or corrupt ({e})") from None
+
     def open(self, name):
         """A binary stream of the member (images are probed for their size without a full read)."""
         try:
@@ -115,6 +127,18 @@ class CompetitionFiles:
         names = self.top_level() + [f + "/" for f in self.folders()]
         shown = ", ".join(sorted(names)[:limit])
         return (shown + (f", ... ({len(names)} entries)" if len(names) > limit else "")) or "nothing"
+
+
+def _refuse_bombs(path, infos):
+    """A zip whose members declare more than a competition could hold, or expand far beyond
+    their compressed bytes, is refused before anything is read (zipfile never reads past a
+    member's declared size)."""
+    for info in infos:
+        size, packed = info.file_size, max(1, info.compress_size)
+        if size > MAX_MEMBER_BYTES or (size > RATIO_FROM_BYTES and size > MAX_RATIO * packed):
+            raise DataError(f"{path}:{info.filename}", f"declares {size / 2**20:,.0f} MiB from {packed / 2**20:,.1f} "
+                                                       f"MiB compressed: refused as a zip bomb (limits: "
+                                                       f"{MAX_MEMBER_BYTES // 2**30} GiB a member, {MAX_RATIO}x)")
 
 
 def _hidden(name):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle.data.decode import convert
+from fer_kaggle.data.decode import check_pixels, convert, refusal, unreadable
 from fer_kaggle.data.files import IMAGE_SUFFIXES
 from fer_kaggle.data.parse import parse_header, read_pixel_csv
 from fer_kaggle.errors import DataError
@@ -68,14 +68,16 @@ def _bring(pixels, height, width, channels):
 
 
 def load_image(path, height, width, channels):
-    """One image file as uint8 (height, width, channels)."""
+    """One image file as uint8 (height, width, channels), as a viewer shows it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            image.load()
+            check_pixels(image, path)
             return convert(image, channels, height, width)
     except UnidentifiedImageError:
         raise DataError(path, "not a readable image (not a PNG, JPEG, BMP, WebP, GIF or TIFF file)") from None
-    except (OSError, ValueError) as e:
-        raise DataError(path, f"not a readable image ({e.__class__.__name__}: {e})") from None
+    except DataError:
+        raise
+    except unreadable() as e:
+        raise DataError(path, f"not a readable image ({refusal(e)})") from None

@@ -128,6 +128,8 @@ def _submission(raw, labels, facts, overrides, guessed):
             floats = [v[0] for v in sample.values[:1000]]
             fractional = any(_is_float(v) and not is_integer_text(v) for v in floats)
             kind = "positive" if fractional and len(labels) == 2 else "label"
+            if len(labels) == 2 and not fractional:  # whole numbers (often all 0) fit labels and probabilities
+                guessed.append("submission")
         if kind == "probabilities":
             raise DataError(sample.name, f"header {short(','.join(columns))!r} has one column after the id: "
                                          f"submission 'probabilities' needs one per class", line=1)

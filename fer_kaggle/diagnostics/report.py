@@ -181,7 +181,7 @@ class Report:
         atomic.write_json(self.out_dir / "tta.json", {"variant": variant, "fold": 0, "rows": len(valid_rows),
                                                       "views": [dict(zip(("tta", "views", "accuracy", "log_loss",
                                                                           "seconds_per_1000"), r)) for r in rows]})
-        self.sections.append(("tta", "Test-time augmentation", [], f"<p>{variant}'s fold-1 model on its "
+        self.sections.append(("tta", "Test-time augmentation", [], f"<p>{html.escape(variant)}'s fold-1 model on its "
                               f"{len(valid_rows)} held-out rows, each set of views (the same model and rows: the "
                               f"differences are paired).</p>" + body))
 
@@ -256,7 +256,7 @@ class Report:
         for _, title, figures, body in self.sections:
             parts.append(f"<h2>{html.escape(title)}</h2>")
             for png, caption in figures:
-                parts.append(f'<figure><img src="{png.name}" alt="{html.escape(title)}">'
+                parts.append(f'<figure><img src="{html.escape(png.name)}" alt="{html.escape(title)}">'
                              f"<figcaption>{html.escape(caption)}</figcaption></figure>")
             parts.append(body)
         page = PAGE.replace("{body}", "\n".join(parts)).replace("{title}", html.escape(self.target))

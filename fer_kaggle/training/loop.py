@@ -106,7 +106,11 @@ def measure_step_seconds(build_model, cfg, steps=4, min_seconds=1.0, max_steps=6
     GPU); the calls grow (4, 16, 64 steps) until one lasts `min_seconds`, so a fast step is not
     swamped by the call's own overhead, and the faster of two such calls counts (a stray
     compilation or a busy moment in one does not plan the whole run)."""
-    cfg = {**cfg, "epochs": 1}
+    with precision_of(cfg):  # timed at the precision it will train at
+        return _measure_step_seconds(build_model, {**cfg, "epochs": 1}, steps, min_seconds, max_steps)
+
+
+def _measure_step_seconds(build_model, cfg, steps, min_seconds, max_steps):
     model = build_training_model(build_model, cfg, steps)
     shape, num_classes = tuple(model.input_shape[1:]), int(model.output_shape[-1])
     _ready_to_train(model)  # fit() is called again on the same model
@@ -143,8 +147,29 @@ def fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes, 
     `step_seconds` when given (else from cfg['epochs'] until the first steps are timed).
     Returns (the model that predicts: the last weights, their moving average with `ema`, or
     the best validated epoch's with select=best; FitState)."""
-    if cfg["mixed_precision"]:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    with precision_of(cfg):
+        return _fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes, time_budget,
+                    step_seconds, on_epoch, sample_weight, stop_at)
+
+
+class precision_of:
+    """Within the block, the dtype policy `cfg` asks for (mixed_bfloat16 with mixed_precision);
+    the one before it afterwards, so that it never leaks into the next variant of the process."""
+
+    def __init__(self, cfg):
+        self.wanted = "mixed_bfloat16" if cfg.get("mixed_precision") else None
+
+    def __enter__(self):
+        self.before = keras.mixed_precision.global_policy().name
+        if self.wanted:
+            keras.mixed_precision.set_global_policy(self.wanted)
+
+    def __exit__(self, *exc):
+        keras.mixed_precision.set_global_policy(self.before)
+
+
+def _fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes, time_budget, step_seconds, on_epoch,
+         sample_weight, stop_at):
     workdir = Path(workdir)
     started = time.perf_counter()
     state_path = workdir / "state.json"

@@ -36,7 +36,7 @@ def read_raw(path, options=None):
         from fer_kaggle.data.parse import parse_header
         from fer_kaggle.data.readers.common import short
 
-        header = ",".join(parse_header(files.read(train)[:65536], files.label(train))[0])
+        header = ",".join(parse_header(files.head(train, 65536), files.label(train))[0])
         raise DataError(files.label(train), f"header is {short(header, 60)!r}, expected 'label,feature' (FER's NTU "
                                             f"layout) or a label column and pixel0..pixelN columns", line=1)
     raise DataError(path, f"is in no layout this toolkit reads ({'; '.join(LAYOUTS)}); found: {files.describe()}")

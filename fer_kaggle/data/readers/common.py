@@ -65,16 +65,22 @@ def read_table(files, name, required_columns=None):
         raise DataError(label, "is not UTF-8 text (is this really a CSV file?)", line=1) from None
     if not text.strip():
         raise DataError(label, "empty file: no header and no rows", line=1)
+    if "\0" in text:
+        raise DataError(label, "holds a NUL byte: not a text CSV", line=text[: text.index("\0")].count("\n") + 1)
     reader = csv.reader(io.StringIO(text))
-    header = [h.strip() for h in next(reader)]
     rows, lines = [], []
-    for number, row in enumerate(reader, start=2):
-        if not row or all(not f.strip() for f in row):
-            continue
-        if len(row) != len(header):
-            raise DataError(label, f"expected {len(header)} comma-separated fields, found {len(row)}", line=number)
-        rows.append([f.strip() for f in row])
-        lines.append(number)
+    try:
+        header = [h.strip() for h in next(reader)]
+        for row in reader:
+            if not row or all(not f.strip() for f in row):
+                continue
+            if len(row) != len(header):
+                raise DataError(label, f"expected {len(header)} comma-separated fields, found {len(row)}",
+                                line=reader.line_num)
+            rows.append([f.strip() for f in row])
+            lines.append(reader.line_num)
+    except csv.Error as e:  # a field over the csv module's limit, an unclosed quote at the end
+        raise DataError(label, f"is not a readable CSV ({short(e, 100)})", line=reader.line_num) from None
     if not rows:
         raise DataError(label, "no data rows after the header", line=2)
     if required_columns and len(header) < required_columns:

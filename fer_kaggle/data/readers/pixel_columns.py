@@ -37,7 +37,7 @@ class PixelColumns:
         name = self._train_name(files)
         if name is None:
             return False
-        fields = parse_header(files.read(name)[:1 << 20], files.label(name))[0]
+        fields = parse_header(files.head(name, 1 << 20), files.label(name))[0]
         pixels, others = _split(fields)
         return len(pixels) >= 64 and 1 <= len(others) <= 2
 
@@ -89,8 +89,13 @@ def _numbers(data, where):
     import pandas as pd
 
     fields, _ = parse_header(data, where)
+    if b"\0" in data:
+        raise DataError(where, "holds a NUL byte: not a text CSV", line=data[: data.index(b"\0")].count(b"\n") + 1)
     try:
         frame = pd.read_csv(io.BytesIO(data), dtype=np.float64, skipinitialspace=True, encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(where, f"is not UTF-8 text at byte {e.start}",
+                        line=data[: e.start].count(b"\n") + 1) from None
     except ValueError:  # a cell that is not a number: find it for the message
         frame = pd.read_csv(io.BytesIO(data), dtype=str, skipinitialspace=True, encoding="utf-8-sig",
                             keep_default_na=False)

@@ -30,7 +30,7 @@ def fer2013_facts(side):
 
 
 def _header(files, name):
-    return parse_header(files.read(name)[:65536], files.label(name))[0]
+    return parse_header(files.head(name, 65536), files.label(name))[0]
 
 
 class NTU:
