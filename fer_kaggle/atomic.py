@@ -1,14 +1,19 @@
 """Atomic writes: every artifact goes to a temporary file first, then is renamed into place,
 so a killed run never leaves a half-written file that a later stage would trust."""
 
+import errno
+import glob
 import io
 import json
 import os
+import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from fer_kaggle.errors import FerKaggleError
 
 
 @contextmanager
@@ -21,11 +26,40 @@ def atomic_path(path):
     try:
         yield Path(tmp)
         _fsync_file(tmp)  # whoever wrote it (numpy, Keras, a zip): its bytes reach the disk before its name
+        fault_point(path)
         os.replace(tmp, path)
         fsync_dir(path.parent)  # and the rename itself survives a power cut
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise DiskFullError(f"the disk is full: {path} could not be written (nothing half-written was kept); "
+                                f"free some space and run the same command again to resume") from None
+        raise
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for left in Path(tmp).parent.glob(glob.escape(Path(tmp).name) + "*"):  # and siblings a writer named from it
+            left.unlink()
+
+
+class DiskFullError(FerKaggleError):
+    """A write found no space left; the artifact it was writing was not committed."""
+
+
+# Fault injection, for the test suite: with FER_KAGGLE_FAULT_AT=N, the run's whole process group
+# is killed (-9) at its N-th commit point (just before an artifact's rename), as a user's kill or
+# a power cut would stop it there; FER_KAGGLE_FAULT_LOG=FILE lists the commit points of a run.
+FAULT_AT, FAULT_LOG = "FER_KAGGLE_FAULT_AT", "FER_KAGGLE_FAULT_LOG"
+_commit_points = 0
+
+
+def fault_point(path):
+    global _commit_points
+    if not (os.environ.get(FAULT_AT) or os.environ.get(FAULT_LOG)):
+        return
+    _commit_points += 1
+    if os.environ.get(FAULT_LOG):
+        with open(os.environ[FAULT_LOG], "a") as log:
+            log.write(f"{os.getpid()} {_commit_points} {path}\n")
+    if os.environ.get(FAULT_AT) and _commit_points == int(os.environ[FAULT_AT]):
+        os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
 def _fsync_file(path):

@@ -1,0 +1,274 @@
+"""Fault injection: every stage killed with -9 at many of its commit points (chosen by the test
+from the points an uninterrupted run passes, `fer_kaggle.atomic.fault_point`), then run again:
+the result equals the uninterrupted run's, and what a later stage reads in between is either
+whole or refused in one line. Then the same with the disk full, and two processes at once."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_kaggle import atomic, layout
+
+ROOT = Path(__file__).resolve().parents[1]
+CV = ("cv", "--preset", "smoke", "--variants", "cnn_tiny", "--set", "epochs=3", "--set", "checkpoint_seconds=0",
+      "--threads", "1")
+
+
+def fer(cwd, *args, fault_at=None, log=None, timeout=600):
+    """`fer-kaggle ARGS` in `cwd` as its own process group (a fault kills the group, not pytest)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KAGGLE_CONFIG_DIR": str(Path(cwd) / "no-kaggle")}
+    for key in ("KAGGLE_API_TOKEN", atomic.FAULT_AT, atomic.FAULT_LOG):
+        env.pop(key, None)
+    if fault_at is not None:
+        env[atomic.FAULT_AT] = str(fault_at)
+    if log is not None:
+        env[atomic.FAULT_LOG] = str(log)
+    return subprocess.run([sys.executable, "-m", "fer_kaggle", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, start_new_session=True)
+
+
+def ok(result):
+    assert result.returncode == 0, (result.stdout[-1500:], result.stderr[-3000:])
+    return result
+
+
+def one_line_or_ok(result):
+    """A stage run on what a killed one left: it works, or refuses in one line (exit 2)."""
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.startswith("fer-kaggle")]
+        assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    return result
+
+
+def commit_points(cwd, *args):
+    """The commit points an uninterrupted run of ARGS passes in `cwd` (it runs there)."""
+    log = Path(cwd) / "commit-points.txt"
+    ok(fer(cwd, *args, log=log))
+    return log.read_text().splitlines()
+
+
+def spread(n, k):
+    """k commit points spread over 1..n, the first and last among them."""
+    return sorted({1, n, *(round(1 + i * (n - 1) / (k - 1)) for i in range(1, k - 1))})
+
+
+def clone(source, target):
+    shutil.copytree(source, target, symlinks=True)
+    return target
+
+
+def killed(cwd, point, *args):
+    result = fer(cwd, *args, fault_at=point)
+    assert result.returncode == -9, (point, result.returncode, result.stderr[-2000:])
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A tiny competition chosen in data/ with 3 folds: what every stage starts from."""
+    from fer_kaggle.data.demo import write_demo_competition
+
+    root = tmp_path_factory.mktemp("faults")
+    write_demo_competition(root / "comp", n_train=300, n_test=40, seed=3)
+    work = root / "base"
+    work.mkdir()
+    ok(fer(work, "data", "--source", str(root / "comp")))
+    ok(fer(work, "folds", "--k", "3"))
+    return work
+
+
+@pytest.fixture(scope="module")
+def trained(base, tmp_path_factory):
+    """The base after an uninterrupted `cv`, and that run's commit points."""
+    work = clone(base, tmp_path_factory.mktemp("trained") / "work")
+    return work, commit_points(work, *CV)
+
+
+def same_predictions(a, b, name="cnn_tiny"):
+    for part in (layout.OOF, layout.TEST):
+        assert np.array_equal(np.load(Path(a) / "oof" / name / part), np.load(Path(b) / "oof" / name / part)), part
+
+
+def test_cv_killed_at_many_points_resumes_to_the_uninterrupted_result(trained, tmp_path):
+    reference, points = trained
+    assert len(points) > 30  # every fold's checkpoints, records and the variant's commit
+    for point in spread(len(points), 6):
+        work = clone(_base_of(reference), tmp_path / f"k{point}")
+        killed(work, point, *CV)
+        board = one_line_or_ok(fer(work, "leaderboard"))
+        assert ("cnn_tiny" in board.stdout) == layout.is_finished(work / "oof" / "cnn_tiny")  # only what is whole
+        one_line_or_ok(fer(work, "blend", "--method", "mean"))  # blends a whole variant, or refuses
+        ok(fer(work, *CV))
+        same_predictions(work, reference)
+
+
+def _base_of(reference):
+    """A clone of `reference` as it was before its cv: data and folds, no variant."""
+    work = Path(str(reference) + "-base")
+    if not work.exists():
+        clone(reference, work)
+        for path in (work / "oof").iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+        for name in ("leaderboard.csv", "commit-points.txt"):
+            (work / "oof" / name).unlink(missing_ok=True)
+        (work / "commit-points.txt").unlink(missing_ok=True)
+    return work
+
+
+def test_cv_with_two_jobs_killed_resumes_to_the_serial_result(trained, tmp_path):
+    reference, points = trained
+    for point in (4, 12):  # in the first fold jobs (each worker counts its own points), and further on
+        work = clone(_base_of(reference), tmp_path / f"k{point}")
+        killed(work, point, *CV, "--jobs", "2")
+        ok(fer(work, *CV, "--jobs", "2"))
+        same_predictions(work, reference)
+
+
+def test_blend_killed_at_many_points_never_leaves_a_submission_that_is_read(trained, tmp_path):
+    reference, _ = trained
+    ref = clone(reference, tmp_path / "ref")
+    points = commit_points(ref, "blend")
+    expected = layout.latest_submission(ref / "submissions")
+    for point in spread(len(points), 5):
+        work = clone(reference, tmp_path / f"k{point}")
+        killed(work, point, "blend")
+        dry = one_line_or_ok(fer(work, "submit", "--dry-run"))  # the latest committed one, never an orphan CSV
+        if dry.returncode == 0:
+            assert layout.latest_submission(work / "submissions") is not None
+        ok(fer(work, "blend"))
+        csv_path, manifest = layout.latest_submission(work / "submissions")
+        assert csv_path.read_bytes() == expected[0].read_bytes()
+        assert manifest["cv"] == expected[1]["cv"] and manifest["members"] == expected[1]["members"]
+        for method in manifest["methods_tried"]:
+            assert layout.is_finished(work / "oof" / f"blend-{method}")
+
+
+def test_data_killed_at_every_point_leaves_no_temporary_folder_and_resumes(base, tmp_path):
+    source = str(base.parent / "comp")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    points = commit_points(ref, "data", "--source", source)
+    for point in range(1, len(points) + 1):
+        work = tmp_path / f"k{point}"
+        work.mkdir()
+        killed(work, point, "data", "--source", source)
+        one_line_or_ok(fer(work, "folds"))  # the data in use is whole, or there is none yet
+        ok(fer(work, "data", "--source", source))
+        assert not [p for p in (work / "data" / "cache").iterdir() if p.name.startswith(".")]
+        assert (work / "data" / "spec.json").read_text() == (ref / "data" / "spec.json").read_text()
+
+
+def test_folds_replaced_and_killed_are_never_half_believed(base, tmp_path):
+    ref = clone(base, tmp_path / "ref")
+    points = commit_points(ref, "folds", "--k", "4", "--force")
+    for point in range(1, len(points) + 1):
+        work = clone(base, tmp_path / f"k{point}")
+        killed(work, point, "folds", "--k", "4", "--force")
+        one_line_or_ok(fer(work, "cv", "--preset", "smoke", "--variants", "cnn_tiny", "--set", "epochs=1",
+                           "--folds", "0", "--tag", "probe"))
+        ok(fer(work, "folds", "--k", "4", "--force"))
+        assert (work / "oof" / "folds.csv").read_text() == (ref / "oof" / "folds.csv").read_text()
+
+
+def test_pseudo_killed_resumes_to_the_uninterrupted_round(trained, tmp_path):
+    reference, _ = trained
+    args = ("pseudo", "--from", "cnn_tiny", "--variants", "cnn_tiny", "--precision", "0.3", "--threads", "1")
+    ref = clone(reference, tmp_path / "ref")
+    points = commit_points(ref, *args)
+    for point in spread(len(points), 3)[1:]:
+        work = clone(reference, tmp_path / f"k{point}")
+        killed(work, point, *args)
+        ok(fer(work, *args))
+        same_predictions(work, ref, "cnn_tiny+pl")
+
+
+def test_distill_killed_resumes_to_the_uninterrupted_student(trained, tmp_path):
+    reference, _ = trained
+    args = ("distill", "--teacher", "cnn_tiny", "--student", "cnn_tiny", "--speed-images", "40", "--threads", "1")
+    ref = clone(reference, tmp_path / "ref")
+    points = commit_points(ref, *args)
+    for point in spread(len(points), 3)[1:]:
+        work = clone(reference, tmp_path / f"k{point}")
+        killed(work, point, *args)
+        ok(fer(work, *args))
+        same_predictions(work, ref, "cnn_tiny+kd")
+
+
+def test_tune_killed_resumes_and_exports_checked_variants(base, tmp_path):
+    from fer_kaggle.tuning import load_exported
+
+    args = ("tune", "--search", "s", "--family", "cnn_tiny", "--tuner", "random", "--trials", "2", "--set", "epochs=1",
+            "--threads", "1", "--top", "2")
+    ref = clone(base, tmp_path / "ref")
+    points = commit_points(ref, *args)
+    for point in spread(len(points), 3)[1:]:
+        work = clone(base, tmp_path / f"k{point}")
+        killed(work, point, *args)
+        ok(fer(work, *args))
+        exported = load_exported("tuned:s", work / "tuning")
+        assert [v["name"] for v in exported] == [v["name"] for v in load_exported("tuned:s", ref / "tuning")]
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB tmpfs (CI runs as root; elsewhere the test is skipped)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (not root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_stops_cv_in_one_line_and_a_rerun_with_space_finishes_it(trained, small_disk, tmp_path):
+    reference, _ = trained
+    work = clone(_base_of(reference), tmp_path / "work")
+    args = ("--oof-dir", str(small_disk / "oof"))
+    (small_disk / "oof").mkdir()
+    for name in ("folds.csv", "folds.json"):
+        shutil.copy(work / "oof" / name, small_disk / "oof" / name)
+    (small_disk / "filler").write_bytes(b"\0" * (2 * 2**20 + 600 * 2**10))  # a disk nearly full
+    result = fer(work, *args, *CV)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("fer-kaggle")]
+    assert result.returncode == 2 and len(lines) == 1 and "disk is full" in lines[0], result.stderr[-3000:]
+    assert not layout.is_finished(small_disk / "oof" / "cnn_tiny")
+    assert not list((small_disk / "oof").rglob(".*.tmp*"))  # nothing half-written
+    (small_disk / "filler").unlink()
+    ok(fer(work, *args, *CV))
+    for part in (layout.OOF, layout.TEST):
+        assert np.array_equal(np.load(small_disk / "oof" / "cnn_tiny" / part),
+                              np.load(reference / "oof" / "cnn_tiny" / part))
+
+
+# ----------------------------------------------------------------------------- two processes at once
+
+
+def test_two_runs_on_one_folder_never_both_write(trained, tmp_path):
+    reference, _ = trained
+    work = clone(_base_of(reference), tmp_path / "work")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen([sys.executable, "-m", "fer_kaggle", *CV], cwd=work, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # until the first run holds the folder
+            if (work / "oof" / "cnn_tiny" / "config.json").exists():
+                break
+            first.poll()
+            assert first.returncode is None, first.stderr.read()[-2000:]
+            time.sleep(0.1)
+        for command in (CV, ("blend",), ("folds", "--force")):
+            second = fer(work, *command)
+            assert second.returncode == 2 and "is in use by process" in second.stderr, second.stderr[-2000:]
+    finally:
+        out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-2000:]
+    same_predictions(work, reference)
