@@ -80,6 +80,7 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
     `time_share` gives the job its share of the run's time left when it starts; `stop_at`
     (a `time.time()`) ends the piece (PieceEnded, checkpointed). Writes
     `oof/<variant>/fold<k>/` and returns its done.json content."""
+    import fer_kaggle.models  # noqa: F401  (its custom layers, for a checkpoint resumed in a fresh worker)
     from fer_kaggle import training
     from fer_kaggle.shipped import save_model
 

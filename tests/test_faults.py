@@ -49,6 +49,7 @@ def one_line_or_ok(result):
 def commit_points(cwd, *args):
     """The commit points an uninterrupted run of ARGS passes in `cwd` (it runs there)."""
     log = Path(cwd) / "commit-points.txt"
+    log.unlink(missing_ok=True)
     ok(fer(cwd, *args, log=log))
     return log.read_text().splitlines()
 

@@ -184,13 +184,19 @@ def test_a_worker_ends_when_its_run_is_killed(tmp_path):
         pytest.fail("the worker outlived its run")
 
 
-def test_tune_and_submit_take_their_folders_lock(tmp_path):
-    from fer_kaggle.cli.train import COMMANDS as TRAIN
-    from fer_kaggle.cli.submissions import COMMANDS as SUBMISSIONS
+@pytest.mark.parametrize("command, folder", [("tune", "tuning"), ("submit", "submissions")])
+def test_tune_and_submit_are_refused_beside_a_live_one(tiny_comp, capsys, command, folder):
+    from fer_kaggle.cli import main
+    from fer_kaggle.lock import exclusive
 
-    locks = {c.name: c.locks for c in TRAIN + SUBMISSIONS}
-    assert locks["tune"] == ("tuning_dir",) and locks["submit"] == ("submissions_dir",)
-    assert locks["cv"] == ("oof_dir",) and locks["blend"] == ("oof_dir",)
+    tmp = tiny_comp[3]
+    base = ["--data-dir", str(tmp / "data"), "--oof-dir", str(tmp / "oof"), "--tuning-dir", str(tmp / "tuning"),
+            "--submissions-dir", str(tmp / "submissions")]
+    args = {"tune": ["tune", "--search", "s", "--family", "cnn_tiny", "--trials", "1"], "submit": ["submit"]}[command]
+    with exclusive(tmp / folder, command):  # as a live process of the same command holds it
+        assert main(base + args) == 2
+    assert f"{tmp / folder}/ is in use by" in capsys.readouterr().err
+    assert not (tmp / "tuning" / "s").exists()
 
 
 # ----------------------------------------------------------------------------- the distributed parts

@@ -64,6 +64,17 @@ def cv_arguments(p):
 
 
 def run_tune(args):
+    import os
+
+    from fer_kaggle.lock import exclusive
+
+    if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief":  # a worker of a distributed search: its chief
+        return _tune(args)  # holds the folder, and the oracle hands out the trials
+    with exclusive(args.tuning_dir, "tune"):  # one search's chief at a time on a tuning folder
+        return _tune(args)
+
+
+def _tune(args):
     from fer_kaggle import presets, tuning
     from fer_kaggle.data import store
     from fer_kaggle.training import configure_backend
@@ -217,8 +228,7 @@ COMMANDS = [
             "  fer-kaggle cv --folds 0 --time-limit 690 --tag f0",
             cv_arguments, run_cv, locks=("oof_dir",)),
     Command("tune", "keras-tuner architecture search under a parameter budget, maximizing the competition's metric",
-            "fer-kaggle tune --search xc --family xception --max-params 500000 --trials 10", tune_arguments, run_tune,
-            locks=("tuning_dir",)),
+            "fer-kaggle tune --search xc --family xception --max-params 500000 --trials 10", tune_arguments, run_tune),
     Command("pseudo", "retrain variants with the ensemble's confident test predictions (pseudo-labels)",
             "fer-kaggle pseudo --from stack --precision 0.9\n  fer-kaggle pseudo --variants vgg_fast16 "
             "--label-fraction 0.1,0.25 --time-limit 900", pseudo_arguments, run_pseudo, locks=("oof_dir",)),
