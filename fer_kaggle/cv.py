@@ -249,7 +249,6 @@ def assemble(variant_dir, folds, y, n_classes):
     if not done_folds:
         raise IntegrityError(f"{variant_dir}: no fold job is done")
     oof = np.full((len(y), n_classes), np.nan, dtype=np.float32)
-    times_predicted = np.zeros(len(y), dtype=np.int64)
     tests, dones = [], []
     for k in done_folds:
         fold_dir = layout.fold_dir(variant_dir, k)
@@ -259,19 +258,14 @@ def assemble(variant_dir, folds, y, n_classes):
         if len(leaked):
             raise IntegrityError(f"{fold_dir}: the model trained on {len(leaked)} of the rows it predicted "
                                  f"(row {leaked[0]} first): its OOF predictions leak")
-        if not np.array_equal(np.sort(valid_rows), np.flatnonzero(folds == k)):
+        if not np.array_equal(np.sort(valid_rows), np.flatnonzero(folds == k)):  # each once: no row predicted twice
             raise IntegrityError(f"{fold_dir}: predicted rows differ from the rows folds.csv holds out for fold {k}")
         valid = np.load(fold_dir / "valid.npy")
         if valid.shape != (len(valid_rows), n_classes):
             raise IntegrityError(f"{fold_dir}/valid.npy has shape {valid.shape}, expected {(len(valid_rows), n_classes)}")
         oof[valid_rows] = valid
-        times_predicted[valid_rows] += 1
         tests.append(np.load(fold_dir / "test.npy"))
         dones.append(atomic.read_json(fold_dir / layout.FOLD_DONE))
-    bad = np.flatnonzero((times_predicted != 1) & np.isin(folds, done_folds))
-    if len(bad):
-        raise IntegrityError(f"{variant_dir}: row {bad[0]} was predicted {times_predicted[bad[0]]} times "
-                             f"({len(bad)} rows not predicted exactly once)")
     test = np.mean(tests, axis=0).astype(np.float32)
     for name, probs in (("OOF", oof[np.isin(folds, done_folds)]), ("test", test)):
         if not np.all(np.isfinite(probs)) or np.any(probs < 0) or not np.allclose(probs.sum(axis=1), 1, atol=1e-3):

@@ -62,15 +62,18 @@ def test_integrity_check_catches_a_leaked_fold(tiny_comp, monkeypatch):
     assert not (tmp / "oof" / "cnn_tiny" / "oof.npy").exists()
 
 
-def test_integrity_check_catches_rows_predicted_twice(tiny_comp):
+def test_a_fold_predicting_other_rows_than_it_holds_out_or_one_twice_is_refused(tiny_comp):
     comp, folds, meta, tmp = tiny_comp
     run(comp, folds, meta, tmp / "oof", [tiny_variant(epochs=1)])
     rows = tmp / "oof" / "cnn_tiny" / "fold1" / "rows.npz"
     with np.load(rows) as r:
         train_rows, valid_rows = r["train_rows"], r["valid_rows"]
-    np.savez(rows, train_rows=train_rows[1:], valid_rows=np.concatenate([valid_rows[:-1], train_rows[:1]]))
-    with pytest.raises(IntegrityError, match="differ from the rows folds.csv holds out"):
-        cv.assemble(tmp / "oof" / "cnn_tiny", folds, comp.y_train, 7)
+    cv.assemble(tmp / "oof" / "cnn_tiny", folds, comp.y_train, 7)  # as written: accepted
+    for other in (np.concatenate([valid_rows[:-1], train_rows[:1]]),  # a row of another fold instead of its own
+                  np.concatenate([valid_rows[:-1], valid_rows[:1]])):  # one of its rows predicted twice
+        np.savez(rows, train_rows=np.setdiff1d(train_rows, other), valid_rows=other)
+        with pytest.raises(IntegrityError, match="differ from the rows folds.csv holds out"):
+            cv.assemble(tmp / "oof" / "cnn_tiny", folds, comp.y_train, 7)
 
 
 def test_same_config_gives_the_same_oof_and_a_changed_config_is_refused(tiny_comp):

@@ -42,10 +42,17 @@ def report_dir(tmp_path_factory):
     return comp, folds, tmp
 
 
-def test_every_figure_is_a_png_of_its_fixed_size(report_dir):
+def test_every_figure_is_a_png_of_its_fixed_size_with_something_drawn(report_dir):
+    from PIL import Image
+
     _, _, tmp = report_dir
     for name, kind in EXPECTED.items():
-        assert png_size(tmp / "reports" / f"{name}.png") == pixel_size(kind), name
+        path = tmp / "reports" / f"{name}.png"
+        assert png_size(path) == pixel_size(kind), name
+        with Image.open(path) as image:
+            gray = np.asarray(image.convert("L"), dtype=np.float64)
+        dark = (gray < 128).mean()  # axes, text, bars and images: a blank figure has none
+        assert 0.005 < dark < 0.95 and len(np.unique(gray)) > 16, (name, dark)
 
 
 def test_confusion_counts_equal_scikit_learns_on_the_oof(report_dir):

@@ -83,8 +83,12 @@ def test_pseudo_labels_come_from_fold_k_models_and_never_enter_a_validation_part
         assert np.array_equal(inputs.test_rows, expected) and len(expected) == admissions[k]["admitted_test"]
         assert np.allclose(inputs.test_targets, fold_tests[k][expected])
         assert np.allclose(inputs.weights[len(inputs.train_rows):], 0.5)
-        # the threshold comes from the OOF rows outside fold k
-        assert t == pseudo.choose_threshold(oof[folds != k], comp.y_train[folds != k], 0.6)
+        # the threshold: the lowest confidence of the OOF rows outside fold k above which at least
+        # 60% of at least 20 predictions are right (found here by brute force)
+        confidence, right = oof[folds != k].max(1), oof[folds != k].argmax(1) == comp.y_train[folds != k]
+        meets = [c for c in np.unique(confidence)
+                 if (confidence >= c).sum() >= 20 and right[confidence >= c].mean() >= 0.6]
+        assert t == min(meets)
     leaky = FoldInputs(np.flatnonzero(folds == 0)[:3], one_hot(np.zeros(3, int), 7), np.zeros(0, int),
                        np.zeros((0, 7)), np.ones(3))
     with pytest.raises(IntegrityError, match="held-out rows are in its training inputs"):
@@ -102,6 +106,12 @@ def test_a_blend_teacher_combines_fold_k_predictions_with_the_blender_of_the_oth
     outside = folds != 1
     blender = make_blender("weighted").fit([o[outside] for o in oofs], comp.y_train[outside])
     assert np.allclose(teacher.fold_test(1), blender.predict_proba([members[0][1][1], members[1][1][1]]))
+    changed = comp.y_train.copy()  # fold 1's labels changed: its teacher, fit outside fold 1, does not move
+    changed[folds == 1] = (changed[folds == 1] + 3) % 7
+    comp_changed = type(comp)(**{**comp.__dict__, "y_train": changed})
+    other = Teacher(tmp / "oof", ["a", "b"], "weighted", comp_changed, folds, meta)
+    assert np.array_equal(other.fold_test(1), teacher.fold_test(1))
+    assert not np.allclose(other.fold_test(0), teacher.fold_test(0))
     layout.commit_predictions(tmp / "oof" / "blend-weighted", np.zeros((1, 7)), np.zeros((1, 7)),
                               {"members": ["a", "b"], "method": "weighted"})
     assert resolve_teacher("weighted", tmp / "oof") == (["a", "b"], "weighted")

@@ -235,12 +235,19 @@ def test_held_out_labels_choose_nothing_by_default(tmp_path):
     assert all(h["val_accuracy"] is not None for h in state.history)  # validation still ran and was recorded
 
 
-def test_best_epoch_selection_is_marked(tmp_path):
+def test_best_epoch_selection_predicts_with_the_best_validated_weights_and_is_marked(tmp_path):
+    from fer_kaggle.metrics import log_loss
+
     x, y = tiny_data()
-    cfg = training.resolve_config(select="best")
-    assert training.selects_on_validation(cfg)
-    model, state = fit(tmp_path, "best", x, y, epochs=3, select="best", val_every=1)
-    assert state.best_weights and 0 <= state.best_epoch < 3
+    assert training.selects_on_validation(training.resolve_config(select="best"))
+    model, state = fit(tmp_path, "best", x, y, epochs=4, select="best", val_every=1, learning_rate=0.05)
+    losses = [h["val_loss"] for h in state.history]
+    best = int(np.argmin(losses))
+    assert state.best_epoch == best
+    returned = log_loss(training.predict(model, x[192:], tta="none"), y[192:])
+    assert returned == pytest.approx(losses[best], abs=1e-5)  # the model is the best epoch's, not the last one's
+    last, _ = fit(tmp_path, "last", x, y, epochs=4, select="last", val_every=1, learning_rate=0.05)
+    assert log_loss(training.predict(last, x[192:], tta="none"), y[192:]) == pytest.approx(losses[-1], abs=1e-5)
 
 
 def test_weight_averaging_predicts_with_the_average(tmp_path):
@@ -267,11 +274,27 @@ def test_a_short_run_averages_over_its_own_steps_not_the_initial_weights(tmp_pat
     assert distance(averaged.trainable_weights, initial) > 0.5 * distance(raw, initial)
 
 
-def test_validation_cadence_keeps_its_cost_small(tmp_path):
+@pytest.mark.parametrize("validation_ticks, validated", [(10, [1, 2, 3, 4, 5, 6]), (100_000, [1, 6])])
+def test_validation_cadence_keeps_its_cost_small(tmp_path, monkeypatch, validation_ticks, validated):
+    """A clock of ticks, an epoch's training 1,000 of them: a validation that costs far more than
+    5% of that is made rare (the first and the last epoch), a cheap one runs every epoch."""
+    clock = Ticks(1.0)
+    monkeypatch.setattr(loop, "time", clock)
+    predict, chunks = loop.predict, loop.epoch_chunks
+
+    def costly(*a, **k):
+        clock.now += validation_ticks
+        return predict(*a, **k)
+
+    def training_chunks(*a, **k):
+        clock.now += 1000
+        yield from chunks(*a, **k)
+
+    monkeypatch.setattr(loop, "predict", costly)
+    monkeypatch.setattr(loop, "epoch_chunks", training_chunks)
     x, y = tiny_data()
-    _, state = fit(tmp_path, "cadence", x, y, epochs=4, val_every=0)
-    assert state.history[-1]["val_accuracy"] is not None  # the last epoch is always validated
-    assert state.val_every >= 1 and set(state.seconds) == {"train", "validate", "checkpoint"}
+    _, state = fit(tmp_path, "cadence", x, y, epochs=6, val_every=0, checkpoint_seconds=1e9)
+    assert [h["epoch"] for h in state.history if h["val_accuracy"] is not None] == validated
 
 
 class Ticks:
