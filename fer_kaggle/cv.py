@@ -41,6 +41,7 @@ class Variant:
     model_hp: dict
     train: dict
     teaching: dict = None
+    selected_on: str = None  # what chose it with held-out labels (a search's folds): its OOF is then optimistic
 
     def input_shape(self, spec):
         """The images this variant trains on: the competition's, or for a network with an
@@ -287,6 +288,7 @@ def variant_config(variant, folds_meta, params, flops, preset=None, test_sha256=
         "teaching": variant.teaching,
         "folds": {k: folds_meta[k] for k in FOLD_KEYS},
         "test_sha256": test_sha256,  # the test set its fold models predict (ids, order, images)
+        "selected_on": variant.selected_on,
         "preset": preset,
         "keras_backend": keras.backend.backend(),
         "params": params,
@@ -543,7 +545,8 @@ def finalize_variant(variant_dir, comp, folds):
         "epochs": [d["epochs"] for d in dones],
         "fit_seconds": round(sum(d["fit_seconds"] for d in dones), 1),
         "predict_seconds": round(sum(d["predict_seconds"] for d in dones), 1),
-        "selected": any(d.get("selected", False) for d in dones),
+        "selected": any(d.get("selected", False) for d in dones) or bool(config.get("selected_on")),
+        "selected_on": config.get("selected_on"),
     }
     picks = [d["best_epoch_val_accuracy"] - d["last_val_accuracy"] for d in dones if "last_val_accuracy" in d]
     if picks:  # what a best-epoch pick on the held-out labels would have added (optimistically)

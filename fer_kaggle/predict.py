@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic
+from fer_kaggle.decisions import decision_for
 from fer_kaggle.errors import ConfigError
 from fer_kaggle.spec import Spec
 
@@ -25,14 +26,17 @@ def spec_for(name, comp=None):
 
 
 def load_predictor(name, oof_dir, comp=None, folds=None, folds_meta=None, tta="none"):
-    """(a function uint8 (n, h, w, c) images -> (n, classes) probabilities, what it is)."""
+    """(a function uint8 (n, h, w, c) images -> (n, classes) probabilities, what it is, the
+    decision that turns them into labels). A variant or blend decides as its submission does:
+    the competition metric's decision (class weights for macro F1, cut-points for kappa) fitted
+    on its OOF predictions; a model file alone has no OOF rows to fit one on: the argmax."""
     path = Path(name)
     if path.suffix == ".keras":
         from fer_kaggle.shipped import load_model
         from fer_kaggle.training import predict
 
         model = load_model(path)
-        return (lambda x: predict(model, x, tta=tta)), f"{path} (tta {tta})"
+        return (lambda x: predict(model, x, tta=tta)), f"{path} (tta {tta}; labels by argmax)", None
     from fer_kaggle.teaching.teacher import Teacher, resolve_teacher
 
     if comp is None:
@@ -40,7 +44,8 @@ def load_predictor(name, oof_dir, comp=None, folds=None, folds_meta=None, tta="n
                           f"it was trained on (run `fer-kaggle data` and `fer-kaggle folds`)")
     members, method = resolve_teacher(name, oof_dir)
     teacher = Teacher(oof_dir, members, method, comp, folds, folds_meta)
-    return teacher.predict, f"{teacher} ({teacher.n_models()} fold models)"
+    decision = decision_for(comp.spec.metric).fit(teacher.oof(), comp.y_train)
+    return teacher.predict, f"{teacher} ({teacher.n_models()} fold models; labels by {decision.describe()})", decision
 
 
 def _spec_of_model(model):
@@ -49,12 +54,13 @@ def _spec_of_model(model):
     return Spec(height=h, width=w, channels=c, labels=tuple(str(i) for i in range(model.output_shape[-1])))
 
 
-def predictions_csv(names, probs, kind, spec):
+def predictions_csv(names, probs, kind, spec, decision=None):
     """`id,label` (labels as the competition writes them) for pixel CSVs; `file,label,<class
-    probabilities>` for image files, the classes by name."""
+    probabilities>` for image files, the classes by name. Labels by `decision` (None: argmax)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    codes = probs.argmax(axis=1)
+    values = decision.apply(probs) if decision is not None else None
+    codes = values if values is not None and np.ndim(values) == 1 else probs.argmax(axis=1)
     if kind == "csv":
         writer.writerow(["id", "label"])
         writer.writerows((name, spec.labels[c]) for name, c in zip(names, codes.tolist()))
@@ -65,5 +71,5 @@ def predictions_csv(names, probs, kind, spec):
     return out.getvalue()
 
 
-def write_predictions(path, names, probs, kind, spec):
-    atomic.write_text(path, predictions_csv(names, np.asarray(probs), kind, spec))
+def write_predictions(path, names, probs, kind, spec, decision=None):
+    atomic.write_text(path, predictions_csv(names, np.asarray(probs), kind, spec, decision))

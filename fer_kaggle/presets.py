@@ -139,8 +139,9 @@ def resolve(preset, variants=None, settings=None, tag=None, tuning_dir="tuning",
 
             for v in load_exported(name, tuning_dir):
                 cfg = resolve_config(**follow_symmetries({**v["train"], **train_settings}, spec, train_settings))
+                chosen_on = f"fold(s) {v.get('folds', [0])} of search {v.get('search', name[6:])}"
                 out.append(Variant(name=f"{v['name']}-{tag}" if tag else v["name"], model=v["model"],
-                                   model_hp={**v["model_hp"], **model_settings}, train=cfg))
+                                   model_hp={**v["model_hp"], **model_settings}, train=cfg, selected_on=chosen_on))
             continue
         model, cfg = name, train_cfg
         if name in PRETRAINED:

@@ -114,6 +114,9 @@ class Spec:
 
         if self.metric not in METRICS:
             problems.append(f"metric {self.metric!r} (one of {', '.join(METRICS)})")
+        elif self.metric in ("roc_auc", "log_loss") and self.submission == "label":
+            problems.append(f"metric {self.metric!r} scores probabilities, and submission 'label' writes a class: "
+                            f"choose --submission probabilities (or positive), or another --metric")
         elif self.metric == "qwk" and self.label_kind == "name":
             problems.append(f"metric 'qwk' weighs errors by the distance between ordered classes, and these classes "
                             f"are names ({', '.join(self.labels[:4])}{', ...' if len(self.labels) > 4 else ''}) whose "

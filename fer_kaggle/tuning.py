@@ -191,7 +191,7 @@ def search(name, family, data, base_train, spec, folds_to_use=(0,), tuner="hyper
     if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief":
         return []  # a worker: the chief summarizes and exports
     rows = summary(fold_tuner)
-    export_best(fold_tuner, family, base_train, Path(tuning_dir) / name, top, target_params)
+    export_best(fold_tuner, family, base_train, Path(tuning_dir) / name, top, target_params, list(folds_to_use))
     return rows
 
 
@@ -210,7 +210,7 @@ def _metric(trial, name):
     return trial.metrics.get_best_value(name) if trial.metrics.exists(name) else None
 
 
-def export_best(fold_tuner, family, base_train, search_dir, top, target_params=None):
+def export_best(fold_tuner, family, base_train, search_dir, top, target_params=None, folds=(0,)):
     """Write the top configurations as variants: tuning/<search>/best/<search>-<rank>.json."""
     from fer_kaggle import training
 
@@ -228,6 +228,7 @@ def export_best(fold_tuner, family, base_train, search_dir, top, target_params=N
             cfg["epochs"] = max(cfg["epochs"], int(hp.values["tuner/epochs"]))
         variant = {"name": f"{Path(search_dir).name}-{rank}", "model": model_name, "model_hp": model_hp,
                    "train": cfg, "search": Path(search_dir).name, "trial": trial.trial_id,
+                   "folds": [int(k) for k in folds],  # the held-out rows that chose it: its CV there is optimistic
                    "score": _metric(trial, OBJECTIVE), "metric": fold_tuner.spec.metric,
                    "params": int(_metric(trial, "params"))}
         atomic.write_json(best_dir / f"{variant['name']}.json", json.loads(json.dumps(variant, default=list)))

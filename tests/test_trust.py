@@ -312,3 +312,38 @@ def test_mixed_precision_ends_with_the_variant_that_asked_for_it(tiny_comp):
     cv.run_cv(comp, folds, meta, [tiny_variant("mp", epochs=1, mixed_precision=True)], tmp / "oof", threads=1,
               log=quiet, only_folds=[0], time_limit=600)
     assert keras.mixed_precision.global_policy().name == before == "float32"
+
+
+def test_a_probability_metric_with_a_label_submission_is_refused():
+    from fer_kaggle.spec import Spec
+
+    for metric in ("roc_auc", "log_loss"):
+        with pytest.raises(ConfigError, match=f"metric '{metric}' scores probabilities"):
+            Spec(height=8, width=8, channels=1, labels=("0", "1"), metric=metric, submission="label")
+
+
+def test_predict_labels_by_the_metrics_decision_as_the_submission_does():
+    from fer_kaggle import decisions
+    from fer_kaggle.predict import predictions_csv
+    from fer_kaggle.spec import Spec
+
+    spec = Spec(height=8, width=8, channels=1, labels=("0", "1", "2"), metric="qwk")
+    cuts = decisions.CutPoints()
+    cuts.cuts_ = np.array([0.2, 0.4])  # expected class 0.3 + 0.4 = 0.7: class 2, where the argmax says 0
+    probs = np.array([[0.5, 0.3, 0.2]])
+    assert predictions_csv(["a"], probs, "csv", spec, cuts) == "id,label\na,2\n"
+    assert predictions_csv(["a"], probs, "csv", spec) == "id,label\na,0\n"
+
+
+def test_a_tuned_variant_is_marked_as_chosen_with_held_out_labels(tiny_comp):
+    from fer_kaggle import presets
+
+    comp, folds, meta, tmp = tiny_comp
+    atomic.write_json(tmp / "tuning" / "s" / "best" / "s-1.json",
+                      {"name": "s-1", "model": "cnn_tiny", "model_hp": {"filters": [4, 8]}, "search": "s",
+                       "folds": [0], "train": {"epochs": 1, "batch_size": 64, "early_stopping_patience": 0}})
+    variants = presets.resolve("smoke", ["tuned:s"], tuning_dir=tmp / "tuning", spec=comp.spec)
+    rows = cv.run_cv(comp, folds, meta, variants, tmp / "oof", threads=1, log=quiet)
+    metrics = atomic.read_json(tmp / "oof" / "s-1" / "metrics.json")
+    assert metrics["selected"] and "search s" in metrics["selected_on"]
+    assert rows[0]["name"] == "s-1" and rows[0]["selected"] == "yes"

@@ -82,14 +82,14 @@ def run_predict(args):
         folds_meta, folds = load_folds(args.oof_dir, comp)
     spec = spec_for(args.model, comp)
     image_names, images, kind = read_images(args.input, spec.height, spec.width, spec.channels)
-    predictor, what = load_predictor(args.model, args.oof_dir, comp, folds, folds_meta, tta=args.tta)
+    predictor, what, decision = load_predictor(args.model, args.oof_dir, comp, folds, folds_meta, tta=args.tta)
     watch = Stopwatch()
     probs = predictor(images)
     if args.out:
-        write_predictions(args.out, image_names, probs, kind, spec)
+        write_predictions(args.out, image_names, probs, kind, spec, decision)
         print(watch.line(f"predict: {len(image_names)} images with {what}: wrote {args.out}"))
     else:
-        sys.stdout.write(predictions_csv(image_names, probs, kind, spec))
+        sys.stdout.write(predictions_csv(image_names, probs, kind, spec, decision))
 
 
 def predict_arguments(p):
