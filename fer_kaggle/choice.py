@@ -32,11 +32,11 @@ def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names,
     """One row per network: parameters, FLOPs an image, measured seconds of a step and of an
     epoch of a fold job's rows (validation's share included), seconds of one model's TTA
     prediction of its held-out rows and the test set, and the epochs `time_limit` affords K
-    fold models and one holdout model. `pretrained`: variants (fer_kaggle.cv.Variant) to
+    fold models and one holdout model. `pretrained`: variants (fer_kaggle.variant.Variant) to
     fine-tune, timed with their own training settings and image size, the time of `probes`
     (linear-probe variants trained beside them: one forward pass of every image and view)
     kept out of their limit."""
-    from fer_kaggle.cv import Variant
+    from fer_kaggle.variant import Variant
     from fer_kaggle.probe import views
 
     scratch = [Variant(name, name, {}, train_cfg) for name in names]
@@ -117,3 +117,31 @@ def chosen(oof_dir, made_for, measure, n_folds, log=print):
     choice = choose(rows, n_folds)
     atomic.write_json(path, {"made_for": made_for, "choice": choice, "ladder": rows})
     return choice, rows
+
+
+def ladder_choice(preset, comp, folds, folds_meta, oof_dir, settings=None, time_limit=None, threads=None,
+                  log=print):
+    """What a preset with a ladder (`auto`) trains on this competition and machine, for a library
+    caller as for `fer-kaggle cv`: (the variant names, in training order: any probes, then the
+    network; whether the scheme is one holdout model (fold 0); the choice; the ladder's measured
+    rows, or None where the choice kept in `oof_dir` was reused)."""
+    from fer_kaggle import presets
+    from fer_kaggle.data.folds import FOLD_KEYS
+    from fer_kaggle.training import configure_backend
+
+    spec, k = presets.PRESETS[preset], int(folds.max()) + 1
+    limit = time_limit if time_limit is not None else spec["time_limit"]
+    train = presets.resolve(preset, None, settings, spec=comp.spec)[0].train
+    pretrained, probes = presets.pretrained_rungs(preset, settings, comp.spec)
+    made_for = {"preset": preset, "folds": {key: folds_meta[key] for key in FOLD_KEYS}, "time_limit": limit,
+                "ladder": list(spec["ladder"]), "train": train,
+                "pretrained": {v.name: v.train for v in pretrained + probes}}
+
+    def measure():
+        configure_backend(threads)
+        log(f"cv: preset {preset} times its ladder on this machine ({len(spec['ladder']) + len(pretrained)} networks)")
+        return measure_ladder(comp.spec, len(comp.y_train), len(comp.test_ids), k, train, limit or 3450,
+                              spec["ladder"], pretrained, probes)
+
+    picked, rows = chosen(oof_dir, made_for, measure, k)
+    return list(picked.get("with", [])) + [picked["network"]], picked["scheme"] == "holdout", picked, rows

@@ -22,7 +22,7 @@ BENCHMARKS.md holds the measurements that chose each value.
          them all).
 """
 
-from fer_kaggle.cv import Variant
+from fer_kaggle.variant import Variant
 from fer_kaggle.errors import ConfigError
 from fer_kaggle.layout import check_name
 from fer_kaggle.training.config import DEFAULTS, resolve_config

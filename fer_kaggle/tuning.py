@@ -110,7 +110,7 @@ def _tuner_class(kind):
 
         def run_trial(self, trial, *args, **kwargs):
             from fer_kaggle import training
-            from fer_kaggle.cv import split_rows
+            from fer_kaggle.variant import split_rows
 
             hp = trial.hyperparameters
             params = self.hypermodel.build(hp).count_params()  # the budget check, before any training

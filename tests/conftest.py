@@ -71,7 +71,7 @@ def tiny_comp(tmp_path):
 
 
 def tiny_variant(name="cnn_tiny", **train):
-    from fer_kaggle.cv import Variant
+    from fer_kaggle.variant import Variant
     from fer_kaggle.training import resolve_config
 
     cfg = resolve_config(**{"epochs": 2, "batch_size": 64, "early_stopping_patience": 0, **train})

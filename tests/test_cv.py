@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_variant
-from fer_kaggle import cv
+from fer_kaggle import assembly, cv, fold_job, time_share, variant
 from fer_kaggle.atomic import read_json
 from fer_kaggle.errors import ConfigError, IntegrityError, PieceEnded
 
@@ -50,13 +50,13 @@ def test_cv_writes_complete_valid_artifacts_and_a_leaderboard(tiny_comp):
 
 def test_integrity_check_catches_a_leaked_fold(tiny_comp, monkeypatch):
     comp, folds, meta, tmp = tiny_comp
-    honest = cv.split_rows
+    honest = variant.split_rows
 
     def leaky(folds, k):
         train_rows, valid_rows = honest(folds, k)
         return np.concatenate([train_rows, valid_rows[:5]]), valid_rows
 
-    monkeypatch.setattr(cv, "split_rows", leaky)
+    monkeypatch.setattr(fold_job, "split_rows", leaky)
     with pytest.raises(IntegrityError, match="trained on 5 of the rows it predicted"):
         run(comp, folds, meta, tmp / "oof", [tiny_variant(epochs=1)])
     assert not (tmp / "oof" / "cnn_tiny" / "oof.npy").exists()
@@ -68,12 +68,12 @@ def test_a_fold_predicting_other_rows_than_it_holds_out_or_one_twice_is_refused(
     rows = tmp / "oof" / "cnn_tiny" / "fold1" / "rows.npz"
     with np.load(rows) as r:
         train_rows, valid_rows = r["train_rows"], r["valid_rows"]
-    cv.assemble(tmp / "oof" / "cnn_tiny", folds, comp.y_train, 7)  # as written: accepted
+    assembly.assemble(tmp / "oof" / "cnn_tiny", folds, comp.y_train, 7)  # as written: accepted
     for other in (np.concatenate([valid_rows[:-1], train_rows[:1]]),  # a row of another fold instead of its own
                   np.concatenate([valid_rows[:-1], valid_rows[:1]])):  # one of its rows predicted twice
         np.savez(rows, train_rows=np.setdiff1d(train_rows, other), valid_rows=other)
         with pytest.raises(IntegrityError, match="differ from the rows folds.csv holds out"):
-            cv.assemble(tmp / "oof" / "cnn_tiny", folds, comp.y_train, 7)
+            assembly.assemble(tmp / "oof" / "cnn_tiny", folds, comp.y_train, 7)
 
 
 def test_same_config_gives_the_same_oof_and_a_changed_config_is_refused(tiny_comp):
@@ -153,20 +153,20 @@ def test_cli_errors_are_one_line(tiny_comp):
 
 def test_time_left_by_a_finished_job_goes_to_the_jobs_after_it(tmp_path):
     costs = {("a", 0): 10.0, ("a", 1): 10.0, ("b", 0): 20.0}
-    share = cv.TimeShare(400, costs, tmp_path)
+    share = time_share.TimeShare(400, costs, tmp_path)
     first = share.budget("a", 0)
     assert first == pytest.approx(100, rel=0.02)  # 400 s x 10 / 40
     (tmp_path / "a" / "fold0").mkdir(parents=True)
     (tmp_path / "a" / "fold0" / "done.json").write_text("{}")  # it finished at once: its time is free again
     assert share.budget("a", 1) == pytest.approx(400 * 10 / 30, rel=0.02)
-    assert cv.TimeShare(400, costs, tmp_path, parallel=2).budget("a", 1) == pytest.approx(400 * 2 * 10 / 30, rel=0.02)
-    assert cv.TimeShare(400, costs, tmp_path, parallel=2).budget("b", 0) == pytest.approx(400, rel=0.02)  # never more than is left
+    assert time_share.TimeShare(400, costs, tmp_path, parallel=2).budget("a", 1) == pytest.approx(400 * 2 * 10 / 30, rel=0.02)
+    assert time_share.TimeShare(400, costs, tmp_path, parallel=2).budget("b", 0) == pytest.approx(400, rel=0.02)  # never more than is left
 
 
 def test_a_time_limit_that_affords_few_epochs_is_warned_of(tiny_comp):
-    assert cv.affordable_epochs(None, [10.0]) is None and cv.affordable_epochs(100.0, []) is None
-    assert cv.affordable_epochs(100.0, [10.0, 10.0, 30.0]) == pytest.approx(2.0)
-    assert cv.affordable_epochs(100.0, [10.0, 10.0, 30.0], jobs=2) == pytest.approx(4.0)
+    assert time_share.affordable_epochs(None, [10.0]) is None and time_share.affordable_epochs(100.0, []) is None
+    assert time_share.affordable_epochs(100.0, [10.0, 10.0, 30.0]) == pytest.approx(2.0)
+    assert time_share.affordable_epochs(100.0, [10.0, 10.0, 30.0], jobs=2) == pytest.approx(4.0)
     comp, folds, meta, tmp = tiny_comp
     warnings = {}
     for limit in (0.5, 600):
@@ -220,10 +220,10 @@ def test_parallel_jobs_in_pieces_each_checkpoint_their_own_and_resume_to_the_ser
 def test_the_time_limit_counts_the_seconds_of_earlier_pieces(tmp_path):
     costs = {("a", 0): 10.0, ("a", 1): 10.0}
     key = {"variants": ["a"], "time_limit": 100}
-    cv.TimeShare(100, costs, tmp_path, key=key, spent=30).record()
-    assert cv.spent_before(tmp_path, key) == pytest.approx(30, abs=1)
-    assert cv.spent_before(tmp_path, {**key, "time_limit": 200}) == 0.0  # another run starts afresh
-    resumed = cv.TimeShare(100, costs, tmp_path, key=key, spent=cv.spent_before(tmp_path, key))
+    time_share.TimeShare(100, costs, tmp_path, key=key, spent=30).record()
+    assert time_share.spent_before(tmp_path, key) == pytest.approx(30, abs=1)
+    assert time_share.spent_before(tmp_path, {**key, "time_limit": 200}) == 0.0  # another run starts afresh
+    resumed = time_share.TimeShare(100, costs, tmp_path, key=key, spent=time_share.spent_before(tmp_path, key))
     assert resumed.budget("a", 0) == pytest.approx(70 * 10 / 20, rel=0.03)
 
 

@@ -367,12 +367,13 @@ def test_a_taught_probe_fits_its_fold_inputs_and_refuses_to_train_without_them(t
     fits those targets (here the true labels shifted by one class, so its held-out accuracy
     collapses where the plain probe's does not), and a taught probe without them is refused."""
     from fer_kaggle import cv, presets
+    from fer_kaggle.variant import Variant
     from fer_kaggle.errors import IntegrityError
     from fer_kaggle.fold_inputs import FoldInputs, one_hot, write_inputs
 
     comp, folds, meta, tmp = tiny_comp
     (plain,) = presets.resolve("smoke", ["lite0_probe"], {"image_size": 32}, spec=comp.spec)
-    taught = cv.Variant("lite0_probe+pl", plain.model, dict(plain.model_hp), dict(plain.train), {"stage": "pseudo"})
+    taught = Variant("lite0_probe+pl", plain.model, dict(plain.model_hp), dict(plain.train), {"stage": "pseudo"})
 
     def run(variant):
         return cv.run_cv(comp, folds, meta, [variant], tmp / "oof", threads=1, log=lambda m, f=None: None)

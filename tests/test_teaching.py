@@ -11,6 +11,7 @@ import pytest
 
 from conftest import tiny_variant
 from fer_kaggle import atomic, cv, layout
+from fer_kaggle.variant import split_rows
 from fer_kaggle.data.folds import FOLD_KEYS
 from fer_kaggle.errors import IntegrityError
 from fer_kaggle.fold_inputs import FoldInputs, one_hot, read_inputs, write_inputs
@@ -120,7 +121,7 @@ def test_a_blend_teacher_combines_fold_k_predictions_with_the_blender_of_the_oth
 
 def test_label_fraction_keeps_a_stratified_share_of_each_training_part(tiny_comp):
     comp, folds, _, _ = tiny_comp
-    train_rows, _ = cv.split_rows(folds, 1)
+    train_rows, _ = split_rows(folds, 1)
     kept = pseudo.labeled_subset(train_rows, comp.y_train, 0.25, seed=0, k=1)
     assert set(kept) <= set(train_rows)
     for c in range(7):

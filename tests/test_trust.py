@@ -14,6 +14,7 @@ import pytest
 
 from conftest import tiny_variant
 from fer_kaggle import atomic, cv, layout
+from fer_kaggle.leaderboard import leaderboard_rows
 from fer_kaggle.errors import ConfigError, DataError, FoldsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def test_a_variant_rewritten_in_part_is_not_finished_and_never_blended(tiny_comp
     atomic.write_npy(tmp / "oof" / "a" / "oof.npy", oof[::-1].copy())
     assert not layout.is_finished(tmp / "oof" / "a")
     assert discover_members(tmp / "oof") == ["b"]
-    assert [r["name"] for r in cv.leaderboard_rows(tmp / "oof")] == ["b"]
+    assert [r["name"] for r in leaderboard_rows(tmp / "oof")] == ["b"]
     # a rerun of cv trains nothing and commits the variant again
     cv.run_cv(comp, folds, meta, [tiny_variant("a", epochs=1)], tmp / "oof", threads=1, log=quiet)
     assert layout.is_finished(tmp / "oof" / "a") and np.array_equal(np.load(tmp / "oof" / "a" / "oof.npy"), oof)

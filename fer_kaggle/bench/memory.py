@@ -8,7 +8,7 @@ import tempfile
 CHILD = """
 import sys
 from fer_kaggle import presets
-from fer_kaggle.cv import train_fold
+from fer_kaggle.fold_job import train_fold
 from fer_kaggle.data import make_folds, store
 comp = store.load(sys.argv[1])
 folds = make_folds(comp.y_train, k=5, seed=0)

@@ -1,6 +1,5 @@
 """`leaderboard`, `blend`, `submit` and `submissions`: from OOF predictions to Kaggle."""
 
-import time
 from pathlib import Path
 
 from fer_kaggle.clock import Stopwatch
@@ -8,7 +7,7 @@ from fer_kaggle.cli.common import Command, load_folds, names, print_leaderboard
 
 
 def run_leaderboard(args):
-    from fer_kaggle.cv import write_leaderboard
+    from fer_kaggle.leaderboard import write_leaderboard
 
     rows = write_leaderboard(args.oof_dir, _metric_in_use(args.data_dir))
     if not rows:
@@ -26,7 +25,7 @@ def _metric_in_use(data_dir):
 
 def run_blend(args):
     from fer_kaggle.blend import run_blend
-    from fer_kaggle.cv import write_leaderboard
+    from fer_kaggle.leaderboard import write_leaderboard
     from fer_kaggle.data import store
 
     comp = store.load(args.data_dir)

@@ -22,37 +22,23 @@ def run_cv(args):
 
 
 def _choose(args, comp, folds, folds_meta, preset, settings):
-    """The ladder's choice for this competition and machine (kept in oof/choice.json); sets
-    args.folds to fold 0 for a holdout, unless --folds is given."""
-    from fer_kaggle import choice, presets
+    """The ladder's choice for this competition and machine (kept in oof/choice.json), printed;
+    sets args.folds to fold 0 for a holdout, unless --folds is given."""
+    from fer_kaggle import choice
     from fer_kaggle.cli.common import describe_choice, print_ladder
-    from fer_kaggle.data.folds import FOLD_KEYS
-    from fer_kaggle.training import configure_backend
 
-    spec, k = presets.PRESETS[preset], int(folds.max()) + 1
-    limit = args.time_limit if args.time_limit is not None else spec["time_limit"]
-    train = presets.resolve(preset, None, settings, spec=comp.spec)[0].train
-    pretrained, probes = presets.pretrained_rungs(preset, settings, comp.spec)
-    made_for = {"preset": preset, "folds": {key: folds_meta[key] for key in FOLD_KEYS}, "time_limit": limit,
-                "ladder": list(spec["ladder"]), "train": train,
-                "pretrained": {v.name: v.train for v in pretrained + probes}}
-
-    def measure():
-        configure_backend(args.threads)
-        print(f"cv: preset {preset} times its ladder on this machine ({len(spec['ladder']) + len(pretrained)} "
-              f"networks)", flush=True)
-        return choice.measure_ladder(comp.spec, len(comp.y_train), len(comp.test_ids), k, train, limit or 3450,
-                                     spec["ladder"], pretrained, probes)
-
-    picked, rows = choice.chosen(args.oof_dir, made_for, measure, k)
+    k = int(folds.max()) + 1
+    names_, holdout, picked, rows = choice.ladder_choice(preset, comp, folds, folds_meta, args.oof_dir, settings,
+                                                         args.time_limit, args.threads,
+                                                         log=lambda m: print(m, flush=True))
     if rows:
         print_ladder(rows, picked, k)
     else:
         print(f"cv: preset {preset} keeps its choice ({args.oof_dir}/{choice.CHOICE}): {describe_choice(picked, k)}: "
               f"{picked['why']}")
-    if picked["scheme"] == "holdout" and not args.folds:
+    if holdout and not args.folds:
         args.folds = "0"
-    return list(picked.get("with", [])) + [picked["network"]]
+    return names_
 
 
 def cv_arguments(p):

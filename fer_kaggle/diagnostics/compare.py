@@ -22,7 +22,7 @@ def train_matched_dnn(cnn_dir, comp, folds, workdir, progress=print):
     """Train a DNN sized to the CNN's parameter count on fold 0, with the CNN's fold-0 epochs
     and training settings (resumable). Returns its fold-0 summary and history."""
     from fer_kaggle import training
-    from fer_kaggle.cv import split_rows
+    from fer_kaggle.variant import split_rows
     from fer_kaggle.models import create_model
 
     config = layout.read_config(cnn_dir)

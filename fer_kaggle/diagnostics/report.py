@@ -28,7 +28,7 @@ class Report:
         if not layout.is_finished(self.target_dir):
             raise ConfigError(f"{self.target_dir} holds no finished predictions: name a finished variant or blend "
                               f"(see `fer-kaggle leaderboard`)")
-        from fer_kaggle.cv import covered_rows
+        from fer_kaggle.assembly import covered_rows
 
         probs, _, self.metrics = layout.read_predictions(self.target_dir)
         self.rows = covered_rows(probs)  # every training row, or a holdout variant's
@@ -37,7 +37,7 @@ class Report:
         self._models = {}
 
     def _best(self):
-        from fer_kaggle.cv import leaderboard_rows
+        from fer_kaggle.leaderboard import leaderboard_rows
 
         rows = leaderboard_rows(self.oof_dir, self.comp.spec.metric)
         if not rows:
@@ -63,7 +63,7 @@ class Report:
     def cnn_variant(self):
         """The variant for the CNN-only figures: the model variant when it is a CNN, else the
         best finished CNN on the leaderboard (None when there is none)."""
-        from fer_kaggle.cv import leaderboard_rows
+        from fer_kaggle.leaderboard import leaderboard_rows
 
         candidates = [self.model_variant] + [r["name"] for r in leaderboard_rows(self.oof_dir)]
         for name in candidates:
@@ -239,7 +239,7 @@ class Report:
     # ------------------------------------------------------------------ page
 
     def write_index(self):
-        from fer_kaggle.cv import leaderboard_rows
+        from fer_kaggle.leaderboard import leaderboard_rows
 
         spec = self.comp.spec
         board = leaderboard_rows(self.oof_dir, spec.metric)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic, layout, metrics
-from fer_kaggle.cv import split_rows
+from fer_kaggle.variant import split_rows
 from fer_kaggle.fold_inputs import INPUTS, FoldInputs, one_hot, write_inputs
 
 SUMMARY = "distill.json"

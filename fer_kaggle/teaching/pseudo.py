@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic, layout, metrics
-from fer_kaggle.cv import Variant, split_rows
+from fer_kaggle.variant import Variant, split_rows
 from fer_kaggle.errors import ConfigError
 from fer_kaggle.fold_inputs import FoldInputs, INPUTS, one_hot, write_inputs
 from fer_kaggle.teaching.teacher import Teacher
