@@ -94,6 +94,16 @@ def sweep_temporaries(directory):
     return removed
 
 
+def write_with(path, save, suffix):
+    """Commit what `save(temporary path)` writes, for a writer that insists on a file suffix
+    (Keras: `.keras`, `.weights.h5`): one atomic save for every model and weights file."""
+    with atomic_path(path) as tmp:
+        named = Path(str(tmp) + suffix)
+        save(named)
+        os.replace(named, tmp)
+    return path
+
+
 def write_bytes(path, data: bytes):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -129,8 +129,12 @@ def read_config(variant_dir):
 
 
 def submission_paths(submissions_dir, stamp, label):
-    """(csv, manifest) of a new submission."""
-    csv_path = Path(submissions_dir) / f"{stamp}-{label}.csv"
+    """(csv, manifest) of a new submission: never those of an earlier one (a second blend of the
+    same name in the same second gets `-2`, ...)."""
+    csv_path, n = Path(submissions_dir) / f"{stamp}-{label}.csv", 1
+    while csv_path.exists() or manifest_of(csv_path).exists():
+        n += 1
+        csv_path = Path(submissions_dir) / f"{stamp}-{label}-{n}.csv"
     return csv_path, manifest_of(csv_path)
 
 
@@ -139,14 +143,16 @@ def manifest_of(csv_path):
 
 
 def submissions(submissions_dir):
-    """[(csv path, manifest)] of the committed submissions, oldest first (by their stamped names)."""
+    """[(csv path, manifest)] of the committed submissions, oldest first: by the second their
+    blend stamped, then (blends of one second) by when their CSV was written."""
     out = []
-    for manifest_path in sorted(Path(submissions_dir).glob("*.json")):
+    for manifest_path in Path(submissions_dir).glob("*.json"):
         manifest = atomic.read_json(manifest_path)
         csv_path = manifest_path.with_suffix(".csv")
         if isinstance(manifest, dict) and manifest.get("csv") == csv_path.name and csv_path.exists():
             out.append((csv_path, manifest))
-    return out
+    return sorted(out, key=lambda found: (str(found[1].get("created", "")), found[0].stat().st_mtime_ns,
+                                          found[0].name))
 
 
 def latest_submission(submissions_dir):

@@ -3,7 +3,6 @@
 size and mode to it as training did, and writes labels as the competition names them."""
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -15,14 +14,13 @@ SPEC_MEMBER = "fer_kaggle_spec.json"
 
 def save_model(model, path, spec=None):
     """Save `model` to `path` atomically, with `spec` (a Spec) inside it."""
-    with atomic.atomic_path(path) as tmp:
-        keras_path = Path(str(tmp) + ".keras")  # Keras insists on the suffix
+    def save(keras_path):
         model.save(keras_path)
         if spec is not None:
             with zipfile.ZipFile(keras_path, "a") as z:
                 z.writestr(SPEC_MEMBER, json.dumps(spec.to_json(), indent=1))
-        os.replace(keras_path, tmp)
-    return path
+
+    return atomic.write_with(path, save, ".keras")
 
 
 def load_model(path):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_kaggle import layout, metrics
+from fer_kaggle import layout
 from fer_kaggle.diagnostics.curves import read_history
 
 
@@ -18,30 +18,20 @@ def matched_dnn(oof_dir, cnn_params, tolerance=0.05):
     return None
 
 
-def train_matched_dnn(cnn_dir, comp, folds, workdir, progress=print):
-    """Train a DNN sized to the CNN's parameter count on fold 0, with the CNN's fold-0 epochs
-    and training settings (resumable). Returns its fold-0 summary and history."""
-    from fer_kaggle import training
-    from fer_kaggle.variant import split_rows
-    from fer_kaggle.models import create_model
+def train_matched_dnn(cnn_dir, comp, folds, folds_meta, oof_dir, progress=print):
+    """Train a DNN sized to the CNN's parameter count on fold 0, with the CNN's fold-0 epochs and
+    training settings, through `cv` like any variant (a holdout variant of fold 0, resumable),
+    in `oof_dir`: the report's own folder, so it never joins the competition's blends.
+    Returns its variant folder."""
+    from fer_kaggle.cv import run_cv
+    from fer_kaggle.variant import Variant
 
     config = layout.read_config(cnn_dir)
     done = layout.read_fold_done(cnn_dir, 0)
-    cfg = {**config["train"], "epochs": done["epochs"], "early_stopping_patience": 0}
-    train_rows, valid_rows = split_rows(folds, 0)
-    training.configure_backend()
-    model, state = training.fit(
-        lambda: create_model("dnn_s", comp.spec.input_shape, comp.spec.num_classes, target_params=config["params"]),
-        comp.x_train[train_rows], comp.y_train[train_rows], comp.x_train[valid_rows], comp.y_train[valid_rows],
-        cfg, workdir, comp.spec.num_classes, on_epoch=lambda s: progress(f"matched DNN, fold 1 epoch {s.epoch}/{s.planned_epochs}"),
-    )
-    probs = training.predict(model, comp.x_train[valid_rows], tta=cfg["tta"])
-    return {
-        "params": int(model.count_params()),
-        "accuracy": metrics.accuracy(probs, comp.y_train[valid_rows]),
-        "log_loss": metrics.log_loss(probs, comp.y_train[valid_rows]),
-        "seconds_per_epoch": float(np.mean([h["seconds"] for h in state.history])),
-    }, state.history
+    train = {**config["train"], "epochs": done["epochs"], "early_stopping_patience": 0}
+    variant = Variant(name="dnn_s-matched", model="dnn_s", model_hp={"target_params": config["params"]}, train=train)
+    run_cv(comp, folds, folds_meta, [variant], oof_dir, only_folds=[0], log=lambda m, f=None: progress(m))
+    return Path(oof_dir) / variant.name
 
 
 def fold0_summary(variant_dir):

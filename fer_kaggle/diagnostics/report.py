@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic, layout
+from fer_kaggle.data.folds import FOLDS_META
 from fer_kaggle.clock import clock
 from fer_kaggle.diagnostics import compare, confusion, curves, filters, lime_explain, saliency, taught, tta_views
 from fer_kaggle.errors import ConfigError
@@ -131,8 +132,10 @@ class Report:
             dnn_summary, dnn_history = compare.fold0_summary(dnn_dir)
         else:
             dnn_name = f"dnn matched to {cnn}"
-            dnn_summary, dnn_history = compare.train_matched_dnn(self.oof_dir / cnn, self.comp, self.folds,
-                                                                 self.out_dir / "matched_dnn", self.progress)
+            folds_meta = atomic.read_json(self.oof_dir / FOLDS_META)
+            dnn_dir = compare.train_matched_dnn(self.oof_dir / cnn, self.comp, self.folds, folds_meta,
+                                                self.out_dir / "matched_dnn" / cnn, self.progress)
+            dnn_summary, dnn_history = compare.fold0_summary(dnn_dir)
         png = curves.plot_curves({cnn: [cnn_history], dnn_name: [dnn_history]}, self._png("compare"),
                                  f"CNN {cnn} against a DNN of the same size, fold 1")
         rows = [[n, f"{s['params']:,}", f"{s['accuracy']:.4f}", f"{s['log_loss']:.4f}", f"{s['seconds_per_epoch']:.1f}"]

@@ -108,10 +108,7 @@ def _convert(backbone, sha, cached):
     blocks = lite.architecture(state)
     model = lite.load_state_dict(lite.build_backbone(blocks), state)
     check_conversion(model, state, sha, backbone.location)
-    with atomic.atomic_path(cached / "backbone.weights.h5") as tmp:
-        keras_tmp = tmp.with_name(tmp.name + ".weights.h5")  # Keras insists on the suffix
-        model.save_weights(keras_tmp)
-        os.replace(keras_tmp, tmp)
+    atomic.write_with(cached / "backbone.weights.h5", model.save_weights, ".weights.h5")
     atomic.write_json(cached / "architecture.json", {"source": backbone.source, "sha256": sha, "blocks": blocks})
 
 

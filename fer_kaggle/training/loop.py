@@ -10,7 +10,6 @@ actually timed, so the per-step schedule always ends its decay when the budget e
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,9 +275,7 @@ def _validate(model, state, row, x_val, y_val, cfg, workdir, train_seconds):
             state.best_val_loss, state.best_epoch, state.plateau_wait = row["val_loss"], row["epoch"] - 1, 0
             if cfg["select"] == "best":
                 name = f"best-{row['epoch']}.weights.h5"
-                with atomic.atomic_path(workdir / name) as tmp:
-                    inner_model(model).save_weights(_with_suffix(tmp, ".weights.h5"))
-                    os.replace(_with_suffix(tmp, ".weights.h5"), tmp)
+                atomic.write_with(workdir / name, inner_model(model).save_weights, ".weights.h5")
                 state.best_weights = name  # the old one is removed once state.json names this one
     if not improved:
         state.plateau_wait += 1
@@ -334,9 +331,7 @@ def _checkpoint(model, state, workdir):
     t0 = time.perf_counter()
     old = state.checkpoint
     name = f"checkpoint-{state.epoch}.keras"
-    with atomic.atomic_path(workdir / name) as tmp:
-        model.save(_with_suffix(tmp, ".keras"))
-        os.replace(_with_suffix(tmp, ".keras"), tmp)
+    atomic.write_with(workdir / name, model.save, ".keras")
     state.checkpoint = name
     state.seconds["checkpoint"] += time.perf_counter() - t0
     atomic.write_json(workdir / "state.json", state.__dict__)
@@ -376,11 +371,6 @@ def _load_averages(model):
     type(model.optimizer).finalize_variable_values(model.optimizer, model.trainable_variables)
     for variable in model.trainable_variables:
         variable.assign(keras.ops.convert_to_numpy(variable))
-
-
-def _with_suffix(path, suffix):
-    """Keras insists on file suffixes: a sibling temporary name that has one."""
-    return Path(str(path) + suffix)
 
 
 def _remove(workdir, name):
