@@ -285,12 +285,29 @@ class BestBlend:
             self.scores_[method] = {"score": metric.score(values, y), "accuracy": accuracy(nested, y),
                                     "log_loss": log_loss(nested, y)}
         self.method_ = self._choose(metric, y)
+        self.selection_nested_score_ = self._selection_nested(metric, y)
         self.blender_ = make_blender(self.method_, self.seed).fit(oofs, y)
-        self.decision_ = decision_for(metric.name).fit(self.blender_.predict_proba(oofs), y)
+        # the decision is fitted on the method's nested predictions, which (as the test set's) come
+        # from blenders that never saw those rows: a stacker's in-sample predictions are overconfident
+        self.decision_ = decision_for(metric.name).fit(self.nested_[self.method_], y)
         return self
 
     def predict_proba(self, probs):
         return self.blender_.predict_proba(probs)
+
+    def _selection_nested(self, metric, y):
+        """The score of choosing the method fold by fold, each fold's rows scored with the method
+        that led on the other folds' rows: beside the chosen method's nested-CV score (the best
+        of several, so optimistic by the choice), what the choice itself is worth."""
+        if len(self.methods) == 1:
+            return self.scores_[self.method_]["score"]
+        combined = np.array(self.nested_values_[self.methods[0]], copy=True)
+        for k in np.unique(self.folds):
+            outside = self.folds != k
+            leader = min(self.methods, key=lambda m: metric.sort_key(metric.score(self.nested_values_[m][outside],
+                                                                                   y[outside])))
+            combined[~outside] = self.nested_values_[leader][~outside]
+        return float(metric.score(combined, y))
 
     def _choose(self, metric, y):
         """The best by the metric, or the lowest log loss among the methods tied with it."""

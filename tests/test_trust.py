@@ -348,3 +348,30 @@ def test_a_tuned_variant_is_marked_as_chosen_with_held_out_labels(tiny_comp):
     metrics = atomic.read_json(tmp / "oof" / "s-1" / "metrics.json")
     assert metrics["selected"] and "search s" in metrics["selected_on"]
     assert rows[0]["name"] == "s-1" and rows[0]["selected"] == "yes"
+
+
+def test_the_blends_decision_is_fitted_out_of_sample_and_its_choice_scored_fold_by_fold():
+    from fer_kaggle.decisions import decision_for
+    from fer_kaggle.ensemble import BestBlend, make_blender
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 300)
+    members = []
+    for skill in (1.5, 0.5, 0.0, 0.0):  # confident members, two of them noise: the stack's mistakes are confident
+        logits = (rng.normal(size=(300, 3)) + skill * np.eye(3)[y]) * 8
+        members.append(np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
+    folds = np.arange(300) % 4
+    best = BestBlend(folds, "log_loss", methods=("stack",)).fit(members, y)
+    nested = decision_for("log_loss").fit(best.nested_["stack"], y).describe()
+    in_sample = decision_for("log_loss").fit(make_blender("stack").fit(members, y).predict_proba(members), y).describe()
+    assert nested != in_sample  # the data tells the two apart
+    assert best.decision_.describe() == nested
+
+    several = BestBlend(folds, "accuracy", methods=("mean", "stack", "rank")).fit(members, y)
+    right = 0
+    for k in range(4):  # brute force: each fold's rows scored with the method that led on the others
+        outside = folds != k
+        lead = max(("mean", "stack", "rank"),
+                   key=lambda m: (np.mean(several.nested_values_[m][outside] == y[outside]), m == "mean"))
+        right += np.sum(several.nested_values_[lead][~outside] == y[~outside])
+    assert several.selection_nested_score_ == pytest.approx(right / 300)

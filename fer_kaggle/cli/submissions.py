@@ -41,6 +41,9 @@ def run_blend(args):
     print(f"blend: {manifest['method']} of {len(manifest['members'])} members ({weights}); {manifest['decision']}")
     print(f"  {scored_on(cv)} {cv['metric']} {cv['score']:.4f} (accuracy {cv['accuracy']:.4f}, log loss "
           f"{cv['log_loss']:.4f})")
+    if cv.get("chosen_from", 1) > 1:  # the chosen method's score is the best of several: what the choice is worth
+        print(f"  the choice among {cv['chosen_from']} methods, made fold by fold without each fold's rows: "
+              f"{cv['metric']} {cv['selection_nested_score']:.4f}")
     if "demo_test_accuracy" in manifest:
         print(f"  demo test {cv['metric']} {manifest['demo_test_score']:.4f}")
     print(f"  wrote {args.submissions_dir}/{manifest['csv']} (the sample submission's format) and its manifest")
