@@ -16,6 +16,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+comma := ,
+# GPU=1: JAX with CUDA too (the gpu preset's backend); a full TensorFlow already installed (a Kaggle
+# notebook's GPU build) is kept, never replaced by the CPU build (setup.py).
+EXTRAS := test$(if $(GPU),$(comma)gpu)
+STAMP := $(BIN)/.installed$(if $(GPU),-gpu)
 FK := $(BIN)/fer-kaggle
 # The competition data: DATA=..., else the shared copy beside this checkout when there is one.
 DATA ?= $(firstword $(wildcard ../shared/data/fer2013.zip))
@@ -63,12 +68,12 @@ all: cv
 	$(FK) report --only confusion,misclassified,curves
 	$(FK) submissions --latest
 
-install: $(BIN)/.installed
+install: $(STAMP)
 
-$(BIN)/.installed: setup.py constraints.txt
+$(STAMP): setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $@
 
 # New pins: the newest versions setup.py's ranges allow, in a fresh environment; kept only if the tests pass.
@@ -82,7 +87,7 @@ lock:
 	$(LOCK_VENV)/bin/python -m pytest -q tests
 	mv constraints.txt.new constraints.txt
 	rm -rf $(LOCK_VENV)
-	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet -c constraints.txt -e '.[test]' && touch $(BIN)/.installed
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]' && touch $(STAMP)
 
 data: install
 	$(FK) data $(if $(DATA),--source $(DATA)) $(if $(METRIC),--metric $(METRIC)) $(DATA_OPTIONS)

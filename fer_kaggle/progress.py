@@ -1,15 +1,35 @@
-"""What a run prints while it trains: elapsed time and the time left."""
+"""The one progress printer: `[1m05s elapsed, about 3m20s left] message`, for a run's fold jobs
+and for the long steps of the other stages."""
 
 import sys
 import time
 
-from fer_kaggle.clock import clock
+
+def clock(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def progress_line(message, elapsed, left=None):
+    """The message behind the elapsed time and, where known, the time left."""
+    eta = f", about {clock(max(0.0, left))} left" if left is not None else ""
+    return f"[{clock(elapsed)} elapsed{eta}] {message}"
+
+
+class Stopwatch:
+    """`line(message, fraction)`: once a fraction of the work is done, the time left at the pace so far."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+
+    def line(self, message, fraction=None):
+        elapsed = time.perf_counter() - self.started
+        return progress_line(message, elapsed, elapsed * (1 - fraction) / fraction if fraction else None)
 
 
 def job_line(message, fraction=None, started=None):
-    """A fold job's own progress line (parallel jobs): wall time since the run started."""
-    prefix = f"[{clock(time.time() - started)} elapsed] " if started else ""
-    print(prefix + message, flush=True)
+    """A parallel fold job's own line: wall time since the run (a `time.time()`) started."""
+    print(progress_line(message, time.time() - started) if started else message, flush=True)
 
 
 class Progress:
@@ -37,7 +57,7 @@ class Progress:
         done = self.cost_done + (fraction or 0.0) * self.current
         left = self.cost_left - (fraction or 0.0) * self.current
         if self.time_limit:
-            eta = f", about {clock(max(0.0, self.time_limit - elapsed))} left"
+            left = self.time_limit - elapsed
         else:
-            eta = f", about {clock(elapsed / done * left)} left" if done > 0 else ""
-        print(f"[{clock(elapsed)} elapsed{eta}] {message}", file=self.stream, flush=True)
+            left = elapsed / done * left if done > 0 else None
+        print(progress_line(message, elapsed, left), file=self.stream, flush=True)

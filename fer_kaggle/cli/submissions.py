@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from fer_kaggle.clock import Stopwatch
+from fer_kaggle.progress import Stopwatch
 from fer_kaggle.cli.common import Command, load_folds, names, print_leaderboard
 
 

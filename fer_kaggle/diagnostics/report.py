@@ -8,7 +8,7 @@ import numpy as np
 
 from fer_kaggle import atomic, layout
 from fer_kaggle.data.folds import FOLDS_META
-from fer_kaggle.clock import clock
+from fer_kaggle.progress import clock
 from fer_kaggle.diagnostics import compare, confusion, curves, filters, lime_explain, saliency, taught, tta_views
 from fer_kaggle.errors import ConfigError
 from fer_kaggle.rows import rows_of
