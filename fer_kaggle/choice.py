@@ -16,6 +16,8 @@ trains what was chosen, and a changed competition or limit chooses again."""
 import json
 from pathlib import Path
 
+import numpy as np
+
 from fer_kaggle import atomic
 
 CHOICE = "choice.json"
@@ -26,6 +28,13 @@ MIN_EPOCHS = 15
 # A pretrained network fine-tuned as K fold models where it affords this many epochs of each: ImageNet's
 # weights start it near its end (clothing, fold 0: 0.785 held out after its first epoch, BENCHMARKS.md).
 PRETRAINED_MIN_EPOCHS = 5
+# Timing that holds under a real machine's noise: SAMPLES timed calls a network (after its warm-up),
+# their median; a network whose samples spread (interquartile range) over SPREAD of their median,
+# or whose time disagrees with its FLOPs beside its neighbours (more work in less time, or time
+# growing more than FLOPS_SLACK times faster than the work), is timed again, up to RETIMES times;
+# the timing of lowest median counts (a busy machine only ever slows a step), every one is kept.
+SAMPLES, SPREAD, FLOPS_SLACK, RETIMES = 5, 0.15, 1.25, 2
+CLOSE = 0.10  # a choice whose deciding epochs are within 10% of the threshold is called close
 
 
 def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names, pretrained=(), probes=()):
@@ -42,9 +51,17 @@ def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names,
     scratch = [Variant(name, name, {}, train_cfg) for name in names]
     probe_seconds = 0.0
     for probe in probes:
-        step = _timed_step(probe, spec)[1]
+        step = float(np.median(_timed_step(probe, spec, samples=3)[1]))
         probe_seconds += (n_train + n_test) * views(probe.train, spec) * step / probe.train["batch_size"] / 3
     rows = [_row(v, spec, n_train, n_test, n_folds, time_limit) for v in scratch]
+    for _ in range(RETIMES):  # the suspects, timed again: their samples pooled
+        suspects = inconsistent(rows)
+        if not suspects:
+            break
+        rows = [_row(v, spec, n_train, n_test, n_folds, time_limit, r["step_samples"]) if r["network"] in suspects
+                else r for v, r in zip(scratch, rows)]
+    for r in rows:
+        r["consistent"] = r["network"] not in inconsistent(rows)
     for variant in pretrained:
         row = _row(variant, spec, n_train, n_test, n_folds, max(0.0, time_limit - probe_seconds))
         rows.append({**row, "pretrained": True, "probes": [p.name for p in probes],
@@ -52,14 +69,28 @@ def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names,
     return rows
 
 
-def _timed_step(variant, spec):
-    from fer_kaggle.training import measure_step_seconds
+def _timed_step(variant, spec, samples=SAMPLES):
+    """(a model of the variant, `samples` timings of its training step)."""
+    from fer_kaggle.training import measure_step_samples
 
     build = lambda: variant.build(spec)  # noqa: E731
-    return build(), measure_step_seconds(build, variant.train)
+    return build(), measure_step_samples(build, variant.train, samples=samples)
 
 
-def _row(variant, spec, n_train, n_test, n_folds, time_limit):
+def inconsistent(rows):
+    """Names of the networks whose timing is not to be trusted yet: samples spread over SPREAD of
+    their median, or a step time that disagrees with the FLOPs beside a neighbour's (sorted by
+    FLOPs: more work timed faster by over 10%, or time growing FLOPS_SLACK times faster than work)."""
+    suspects = {r["network"] for r in rows if r["step_spread"] > SPREAD}
+    ordered = sorted(rows, key=lambda r: r["flops"])
+    for a, b in zip(ordered, ordered[1:]):
+        time_ratio, work_ratio = b["step_seconds"] / a["step_seconds"], b["flops"] / max(a["flops"], 1)
+        if time_ratio < 0.9 or time_ratio > FLOPS_SLACK * work_ratio:
+            suspects |= {a["network"], b["network"]}
+    return suspects
+
+
+def _row(variant, spec, n_train, n_test, n_folds, time_limit, earlier=()):
     from fer_kaggle.models import count_flops
     from fer_kaggle.training import TTA_VIEWS
     from fer_kaggle.training.plan import VALIDATION_SHARE
@@ -68,10 +99,16 @@ def _row(variant, spec, n_train, n_test, n_folds, time_limit):
     bs = cfg["batch_size"]
     steps = max(1, n_train * (n_folds - 1) // n_folds // bs)
     predicted = (n_train // n_folds + n_test) * TTA_VIEWS[cfg["tta"]]
-    model, step = _timed_step(variant, spec)
+    model, samples = _timed_step(variant, spec)
+    timings = [list(t) for t in earlier] + [list(samples)]
+    best = min(timings, key=np.median)
+    step = float(np.median(best))
+    q25, q75 = np.percentile(best, [25, 75])
     epoch, predict = step * steps * (1 + VALIDATION_SHARE), predicted * step / bs / 3  # a forward pass ~ 1/3 step
     return {"network": variant.name, "params": int(model.count_params()), "flops": count_flops(model),
-            "step_seconds": step, "images_per_second": bs / step, "epoch_seconds": epoch, "predict_seconds": predict,
+            "step_seconds": step, "step_samples": timings, "step_spread": float(q75 - q25) / step,
+            "timings": len(timings), "images_per_second": bs / step, "epoch_seconds": epoch,
+            "predict_seconds": predict,
             "fold_epochs": max(0.0, time_limit - n_folds * predict) / (n_folds * epoch),
             "holdout_epochs": max(0.0, time_limit - predict) / epoch}
 
@@ -103,6 +140,21 @@ def choose(rows, n_folds, min_epochs=MIN_EPOCHS):
                    f"({fastest['fold_epochs']:.1f} epochs)"}
 
 
+def close_calls(rows, n_folds, min_epochs=MIN_EPOCHS):
+    """What could have gone the other way: each scratch network and scheme whose epochs are within
+    CLOSE of the threshold (a few percent of timing noise would move it across)."""
+    out = []
+    for r in sorted((r for r in rows if not r.get("pretrained")), key=lambda r: -r["flops"]):
+        for scheme, epochs in ((f"{n_folds} fold models", r["fold_epochs"]), ("one holdout model", r["holdout_epochs"])):
+            if abs(epochs - min_epochs) <= CLOSE * min_epochs:
+                out.append(f"{r['network']} affords {epochs:.1f} epochs as {scheme} (threshold {min_epochs})")
+    for r in (r for r in rows if r.get("pretrained")):
+        if abs(r["fold_epochs"] - PRETRAINED_MIN_EPOCHS) <= CLOSE * PRETRAINED_MIN_EPOCHS:
+            out.append(f"{r['network']} affords {r['fold_epochs']:.1f} epochs as {n_folds} fold models "
+                       f"(threshold {PRETRAINED_MIN_EPOCHS})")
+    return out
+
+
 def chosen(oof_dir, made_for, measure, n_folds, log=print):
     """The choice kept in `oof_dir/choice.json` for `made_for` (a dict naming what it is for),
     else a new one from `measure()` (the ladder's rows), written there. Returns (choice, rows
@@ -115,6 +167,9 @@ def chosen(oof_dir, made_for, measure, n_folds, log=print):
         log(f"{path}: made for another competition, folds, preset, limit or ladder: choosing again")
     rows = measure()
     choice = choose(rows, n_folds)
+    close = close_calls(rows, n_folds)
+    if close:
+        choice = {**choice, "close_calls": close}
     atomic.write_json(path, {"made_for": made_for, "choice": choice, "ladder": rows})
     return choice, rows
 

@@ -110,3 +110,53 @@ def test_cv_with_the_auto_preset_prints_and_trains_its_choice_and_a_rerun_keeps_
     monkeypatch.setattr(choice, "measure_ladder", lambda *a: pytest.fail("a kept choice is measured again"))
     assert main(base + cv) == 0
     assert "keeps its choice" in capsys.readouterr().out
+
+
+def timed(network, flops, step, spread=0.02):
+    return {**row(network, flops, 20, 100), "step_seconds": step, "step_spread": spread}
+
+
+def test_a_timing_that_disagrees_with_the_flops_or_is_noisy_is_not_trusted():
+    assert choice.inconsistent([timed("a", 1, 1.0), timed("b", 2, 1.5), timed("c", 4, 2.5)]) == set()
+    assert choice.inconsistent([timed("a", 1, 1.0), timed("b", 2, 0.5), timed("c", 4, 1.2)]) == {"a", "b"}  # faster
+    assert choice.inconsistent([timed("a", 1, 1.0), timed("b", 1.7, 2.3)]) == {"a", "b"}  # 2.3x time, 1.7x work
+    assert choice.inconsistent([timed("a", 1, 1.0), timed("b", 2, 1.5, spread=0.4)]) == {"b"}  # noisy samples
+
+
+def test_the_ladder_times_a_suspect_again_and_keeps_its_fastest_timing(monkeypatch):
+    from types import SimpleNamespace
+
+    import fer_kaggle.models
+    from fer_kaggle import training
+
+    scripted = {"small": [[0.10, 0.11, 0.10, 0.10, 0.12]] * 3,
+                "mid": [[0.60, 0.61, 0.59, 0.60, 0.62], [0.21, 0.20, 0.22, 0.21, 0.20], [0.25] * 5]}
+    calls = []
+
+    def fake_timed_step(variant, spec, samples=choice.SAMPLES):
+        calls.append(variant.name)
+        return SimpleNamespace(count_params=lambda: 10, name=variant.name), scripted[variant.name].pop(0)
+
+    monkeypatch.setattr(choice, "_timed_step", fake_timed_step)
+    monkeypatch.setattr(fer_kaggle.models, "count_flops", lambda model: {"small": 10**6, "mid": 2 * 10**6}[model.name])
+    cfg = training.resolve_config(batch_size=32, tta="none")
+    rows = choice.measure_ladder(SimpleNamespace(), 1000, 100, 5, cfg, 600.0, ("small", "mid"))
+    small, mid = rows
+    # mid's first timing (6x the small network's step for 2x its work) was taken again with its
+    # neighbour's; the timing of lowest median counts and both are kept; consistent then, no third
+    assert calls == ["small", "mid", "small", "mid"]
+    assert mid["timings"] == 2 and mid["step_seconds"] == pytest.approx(0.21) and len(mid["step_samples"]) == 2
+    assert small["step_seconds"] == pytest.approx(0.10) and all(r["consistent"] for r in rows)
+
+
+def test_a_choice_near_its_threshold_says_so(tmp_path, capsys):
+    from fer_kaggle.cli.common import print_ladder
+
+    rows = [{**timed("small", 1, 0.1), "fold_epochs": 40, "holdout_epochs": 200, "params": 1, "predict_seconds": 1},
+            {**timed("wide", 9, 0.9), "fold_epochs": 2.9, "holdout_epochs": 14.2, "params": 1, "predict_seconds": 1}]
+    picked, _ = choice.chosen(tmp_path, {"x": 1}, lambda: rows, 5)
+    assert picked["network"] == "small"
+    assert picked["close_calls"] == ["wide affords 14.2 epochs as one holdout model (threshold 15)"]
+    print_ladder(rows, picked, 5)
+    out = capsys.readouterr().out
+    assert "±  1%" in out and "a close call: wide affords 14.2 epochs" in out

@@ -126,11 +126,16 @@ def bincount(labels, n):
 def print_ladder(rows, chosen, k):
     for r in rows:
         mark = "*" if r["network"] == chosen["network"] else " "
+        noise = f" ±{r['step_spread'] * 50:3.0f}%" if "step_spread" in r else ""
+        again = " (timed again)" if r.get("timings", 1) > 1 else ""
+        doubt = " (still inconsistent with its FLOPs)" if r.get("consistent") is False else ""
         print(f" {mark}{r['network']:15s} {r['params'] / 1e6:5.2f}M params {r['flops'] / 1e6:7.1f} MFLOPs  step "
-              f"{r['step_seconds'] * 1e3:7.1f} ms ({r['images_per_second']:6.0f} images/s)  epoch "
+              f"{r['step_seconds'] * 1e3:7.1f} ms{noise} ({r['images_per_second']:6.0f} images/s)  epoch "
               f"{r['epoch_seconds']:7.1f} s  predict {r['predict_seconds']:6.1f} s"
-              f"  epochs: {k} folds {r['fold_epochs']:6.1f}  holdout {r['holdout_epochs']:6.1f}")
+              f"  epochs: {k} folds {r['fold_epochs']:6.1f}  holdout {r['holdout_epochs']:6.1f}{again}{doubt}")
     print(f"  chose {describe_choice(chosen, k)}: {chosen['why']}")
+    for close in chosen.get("close_calls", []):
+        print(f"  a close call: {close}")
 
 
 def describe_choice(chosen, k):

@@ -98,18 +98,24 @@ def build_training_model(build_model, cfg, planned_steps, images=None):
     return model
 
 
-def measure_step_seconds(build_model, cfg, steps=4, min_seconds=1.0, max_steps=64):
+def measure_step_seconds(build_model, cfg, steps=4, min_seconds=1.0, max_steps=64, samples=3):
     """Seconds of one training step (augmentation included) on random pixels: what plans a run
-    before it starts. Wall time of whole `fit` calls after a warm-up call that traces, since a
-    step's own end is not its work's end where the backend dispatches asynchronously (JAX on a
-    GPU); the calls grow (4, 16, 64 steps) until one lasts `min_seconds`, so a fast step is not
-    swamped by the call's own overhead, and the faster of two such calls counts (a stray
-    compilation or a busy moment in one does not plan the whole run)."""
+    before it starts. The median of `measure_step_samples`."""
+    return float(np.median(measure_step_samples(build_model, cfg, steps, min_seconds, max_steps, samples)))
+
+
+def measure_step_samples(build_model, cfg, steps=4, min_seconds=1.0, max_steps=64, samples=3):
+    """`samples` timings of one training step, each from one `fit` call. Wall time of whole
+    calls after a warm-up call that traces, since a step's own end is not its work's end where
+    the backend dispatches asynchronously (JAX on a GPU); the calls grow (4, 16, 64 steps) until
+    one lasts `min_seconds`, so a fast step is not swamped by the call's own overhead. Their
+    median is the step's time and their spread its noise (a busy moment of the machine, a
+    stray compilation), never one call alone."""
     with precision_of(cfg):  # timed at the precision it will train at
-        return _measure_step_seconds(build_model, {**cfg, "epochs": 1}, steps, min_seconds, max_steps)
+        return _measure_step_samples(build_model, {**cfg, "epochs": 1}, steps, min_seconds, max_steps, samples)
 
 
-def _measure_step_seconds(build_model, cfg, steps, min_seconds, max_steps):
+def _measure_step_samples(build_model, cfg, steps, min_seconds, max_steps, samples):
     model = build_training_model(build_model, cfg, steps)
     shape, num_classes = tuple(model.input_shape[1:]), int(model.output_shape[-1])
     _ready_to_train(model)  # fit() is called again on the same model
@@ -128,7 +134,7 @@ def _measure_step_seconds(build_model, cfg, steps, min_seconds, max_steps):
     while True:
         seconds = timed_fit(steps)
         if seconds >= min_seconds or steps >= max_steps:
-            return min(seconds, timed_fit(steps)) / steps
+            return [seconds / steps] + [timed_fit(steps) / steps for _ in range(samples - 1)]
         steps *= 4
 
 
