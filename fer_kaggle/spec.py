@@ -58,6 +58,7 @@ class Spec:
     competition: str = ""
     positive: str = None  # submission 'positive': the class whose probability the column holds (None: from its name)
     guessed: tuple = field(default=(), compare=False)
+    symmetries: dict = field(default=None, compare=False)  # the evidence for `flip` (fer_kaggle.data.symmetry)
 
     def __post_init__(self):
         for name in ("labels", "class_names", "submission_columns", "guessed"):
@@ -145,6 +146,18 @@ class Spec:
         identity = {name: self.to_json()[name] for name in IDENTITY_FIELDS}
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
+    def _flip_evidence(self):
+        evidence = self.symmetries or {}
+        if "hflip" not in evidence:
+            return ""
+        from fer_kaggle.data.symmetry import describe
+
+        others = [f"{'vertical flips' if n == 'vflip' else 'quarter turns'} "
+                  f"{'keep' if evidence[n]['keeps'] else 'change' if evidence[n]['keeps'] is False else 'may keep'}"
+                  f" the class" for n in ("vflip", "rot90") if n in evidence]
+        return (f" ({evidence.get('decided_by', 'measured')}: {describe('hflip', evidence)}"
+                + (f"; {', '.join(others)} (not used yet)" if others else "") + ")")
+
     def summary_lines(self):
         """What `fer-kaggle data` prints: the spec in a few lines a person reads in five seconds."""
         classes = ", ".join(self.class_names[:12]) + (f", ... ({self.num_classes} in all)" if self.num_classes > 12 else "")
@@ -162,7 +175,8 @@ class Spec:
             f"  classes ({self.num_classes}): {classes}",
             f"  submission: {','.join(self.submission_columns[:4])}{',...' if len(self.submission_columns) > 4 else ''}"
             f" ({submission}); test ids from {ids}",
-            f"  metric: {self.metric}; horizontal flips {'used' if self.flip else 'not used'} by augmentation and TTA",
+            f"  metric: {self.metric}; horizontal flips {'used' if self.flip else 'not used'} by augmentation and TTA"
+            + self._flip_evidence(),
         ]
         if self.guessed:
             lines.append(f"  guessed: {', '.join(self.guessed)} (override with --metric, --no-flip/--flip, "

@@ -139,6 +139,13 @@ def run_bench(args):
             seconds, method = blending.blend_seconds(n, len(comp.y_train), spec.num_classes, spec.metric)
             print(f"blend: {n:3d} members x {len(comp.y_train)} rows x {spec.num_classes} classes: {seconds:6.1f} s "
                   f"(every method by nested CV on {spec.metric}; chose {method})")
+    if "symmetry" in only:
+        from fer_kaggle.data.symmetry import describe, measure
+
+        evidence = measure(comp.x_train, comp.y_train)
+        print(f"symmetry: {spec.competition or comp.source} (flip {'used' if spec.flip else 'not used'}):")
+        for name, e in evidence.items():
+            print(f"  {name:6s} keeps the class: {e['keeps']}: {describe(name, evidence)}")
     if "memory" in only:
         rss = memory.fold_job_peak_rss_bytes(args.data_dir, args.preset, variants[0].name)
         print(f"memory: one fold job of {variants[0].name} on the data in use: peak resident {rss / 2**30:.2f} GiB")
@@ -169,7 +176,7 @@ def _print_ladder(args, comp, variants):
 def bench_arguments(p):
     p.add_argument("--source", help="the competition to read and time (default: the one in use)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs of each reader (default 3)")
-    p.add_argument("--only", help="comma-separated: parse, training, ladder, blend, memory (default: all)")
+    p.add_argument("--only", help="comma-separated: parse, training, ladder, blend, memory (default: all), symmetry")
     p.add_argument("--ladder-folds", type=int, default=5, help="the K of the ladder's K fold models (default 5)")
     p.add_argument("--preset", default="cpu", help="whose variants and settings to time (default cpu)")
     p.add_argument("--variants", help="comma-separated variants (default: the preset's)")

@@ -57,17 +57,14 @@ def settle(raw, overrides=None, file_names=()):
     if metric is None:
         metric = {"probabilities": "log_loss", "positive": "roc_auc"}.get(submission, "accuracy")
         guessed.append("metric")
-    flip = overrides.get("flip", facts.get("flip"))
-    if flip is None:
-        flip = True
-        guessed.append("flip")
+    codes = _codes(raw.y_train, labels, raw)
+    flip, symmetries = _flip(raw, codes, overrides, facts, guessed)
     n, h, w, c = raw.x_train.shape
     spec = Spec(height=h, width=w, channels=c, labels=labels, class_names=class_names, label_kind=label_kind,
                 id_column=overrides.get("id_column") or raw.id_column, label_column=label_column,
                 submission=submission, submission_columns=columns, test_ids=raw.test_ids_kind, id_start=raw.id_start,
                 metric=metric, flip=bool(flip), resize=raw.resize, layout=raw.layout,
-                competition=facts.get("competition", ""), guessed=tuple(guessed))
-    codes = _codes(raw.y_train, labels, raw)
+                competition=facts.get("competition", ""), guessed=tuple(guessed), symmetries=symmetries)
     _check_classes(codes, spec, raw)
     _check_test_ids(raw)
     test_codes = None
@@ -75,6 +72,24 @@ def settle(raw, overrides=None, file_names=()):
         index = {v: i for i, v in enumerate(labels)}
         test_codes = np.array([index.get(_canonical(v), -1) for v in raw.test_labels], dtype=np.int64)
     return spec, codes, test_codes
+
+
+def _flip(raw, codes, overrides, facts, guessed):
+    """(whether a mirror keeps the class, the evidence): the user's word; else the images' own
+    evidence where it is firm (fer_kaggle.data.symmetry), whatever a known competition says; else
+    the known competition's; else a guess (yes)."""
+    if overrides.get("flip") is not None:
+        return bool(overrides["flip"]), None
+    from fer_kaggle.data import symmetry
+
+    evidence = symmetry.measure(raw.x_train, codes) if len(np.unique(codes)) > 1 else {}
+    measured = evidence.get("hflip", {}).get("keeps")
+    if measured is not None:
+        return measured, {**evidence, "decided_by": "measured"}
+    if facts.get("flip") is not None:
+        return bool(facts["flip"]), {**evidence, "decided_by": "known competition"}
+    guessed.append("flip")
+    return True, {**evidence, "decided_by": "guessed"} if evidence else None
 
 
 def _canonical(value):
@@ -183,6 +198,8 @@ def apply_overrides(spec, overrides):
         changes["metric"] = get_metric(overrides["metric"]).name
     if overrides.get("flip") is not None:
         changes["flip"] = bool(overrides["flip"])
+        if spec.symmetries:
+            changes["symmetries"] = {**spec.symmetries, "decided_by": "--flip/--no-flip"}
     if overrides.get("class_names"):
         changes["class_names"] = tuple(overrides["class_names"])
     if overrides.get("submission"):
