@@ -13,7 +13,7 @@ def test_the_spec_round_trips_and_checks_itself(tmp_path):
     from fer_kaggle.spec import read_spec
 
     spec = Spec(height=32, width=32, channels=3, labels=("cat", "dog"), label_kind="name", metric="roc_auc",
-                submission="positive", guessed=("flip",))
+                submission="positive", submission_columns=("id", "dog"), label_column="dog", guessed=("flip",))
     (tmp_path / "s.json").write_text(__import__("json").dumps(spec.to_json()))
     assert read_spec(tmp_path / "s.json") == spec and spec.num_classes == 2 and spec.input_shape == (32, 32, 3)
     with pytest.raises(ConfigError, match="metric 'f2'"):
