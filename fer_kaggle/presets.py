@@ -108,10 +108,14 @@ PRESETS = {
 
 def follow_symmetries(train_cfg, spec, settings):
     """A preset's training settings for the competition's symmetries: no mirrored images in
-    augmentation or TTA where a mirror changes the class (digits, text), unless `settings`
-    (the user's --set) asks for them."""
+    augmentation or TTA where a mirror changes the class (digits, text); vertical flips and
+    quarter turns in augmentation where the images' measured symmetries say they keep it (aerial
+    and microscope images); `settings` (the user's --set) win."""
     from fer_kaggle.training.tta import without_mirror
 
+    measured = spec.symmetries or {}
+    train_cfg = {**train_cfg,
+                 **{name: settings.get(name, measured.get(name, {}).get("keeps") is True) for name in ("vflip", "rot90")}}
     if spec.flip:
         return train_cfg
     return {**train_cfg, "flip": settings.get("flip", False),

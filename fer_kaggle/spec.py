@@ -156,7 +156,7 @@ class Spec:
                   f"{'keep' if evidence[n]['keeps'] else 'change' if evidence[n]['keeps'] is False else 'may keep'}"
                   f" the class" for n in ("vflip", "rot90") if n in evidence]
         return (f" ({evidence.get('decided_by', 'measured')}: {describe('hflip', evidence)}"
-                + (f"; {', '.join(others)} (not used yet)" if others else "") + ")")
+                + (f"; {', '.join(others)}" if others else "") + ")")
 
     def summary_lines(self):
         """What `fer-kaggle data` prints: the spec in a few lines a person reads in five seconds."""

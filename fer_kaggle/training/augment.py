@@ -28,11 +28,12 @@ class Augment(layers.Layer):
     random), on raw pixels, in training only."""
 
     def __init__(self, flip=True, shift=0.1, zoom=0.1, rotation=0.05, erasing=0.0, mixup=0.0, cutmix=0.0, seed=0,
-                 **kwargs):
+                 vflip=False, rot90=False, **kwargs):
         kwargs.setdefault("dtype", "float32")  # pixels and warps in float32 under any mixed-precision policy
         super().__init__(**kwargs)
         self.flip, self.shift, self.zoom, self.rotation, self.erasing = flip, shift, zoom, rotation, erasing
         self.mixup, self.cutmix = mixup, cutmix
+        self.vflip, self.rot90 = vflip, rot90
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
         self._set_mixed(None)
@@ -40,7 +41,7 @@ class Augment(layers.Layer):
 
     @property
     def warps(self):
-        return bool(self.flip or self.shift or self.zoom or self.rotation)
+        return bool(self.flip or self.shift or self.zoom or self.rotation or self.vflip or self.rot90)
 
     @property
     def mixes(self):
@@ -95,12 +96,15 @@ class Augment(layers.Layer):
         mirror = ops.where(self._uniform(n, 0.0, 1.0) < 0.5, -one, one) if self.flip else one
         scale = self._uniform(n, 1.0 - self.zoom, 1.0 + self.zoom) if self.zoom else one
         angle = self._uniform(n, -2 * math.pi * self.rotation, 2 * math.pi * self.rotation) if self.rotation else zero
+        if self.rot90:  # a quarter turn, 0-3 of them (drawn after the others: their draws stay as they were)
+            angle = angle + ops.floor(self._uniform(n, 0.0, 4.0)) * (math.pi / 2)
+        flipped = ops.where(self._uniform(n, 0.0, 1.0) < 0.5, -one, one) if self.vflip else one
         # whole-pixel shifts: without zoom or rotation the warp then moves pixels exactly, with no blur
         tx = ops.round(self._uniform(n, -self.shift * w, self.shift * w)) if self.shift else zero
         ty = ops.round(self._uniform(n, -self.shift * h, self.shift * h)) if self.shift else zero
         cos, sin = ops.cos(angle) / scale, ops.sin(angle) / scale
         # output pixel (px, py) samples the input at A @ ((px, py) - c) + c + t, A = rotation / zoom, x mirrored
-        a0, a1, b0, b1 = cos * mirror, -sin, sin * mirror, cos
+        a0, a1, b0, b1 = cos * mirror, -sin * flipped, sin * mirror, cos * flipped
         cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
         a2 = cx - a0 * cx - a1 * cy + tx
         b2 = cy - b0 * cx - b1 * cy + ty
@@ -147,7 +151,7 @@ class Augment(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "flip": self.flip, "shift": self.shift, "zoom": self.zoom,
                 "rotation": self.rotation, "erasing": self.erasing, "mixup": self.mixup, "cutmix": self.cutmix,
-                "seed": self.seed}
+                "seed": self.seed, "vflip": self.vflip, "rot90": self.rot90}
 
 
 def _bilinear_warp(x, a0, a1, a2, b0, b1, b2):
@@ -187,7 +191,7 @@ def with_augmentation(model, cfg):
     """The training model: `Augment` in front of `model` (which stays a layer of it, saved alone)."""
     inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
     augment = Augment(cfg["flip"], cfg["shift"], cfg["zoom"], cfg["rotation"], cfg["erasing"], cfg["mixup"],
-                      cfg["cutmix"], seed=cfg["seed"], name="augment")
+                      cfg["cutmix"], seed=cfg["seed"], vflip=cfg["vflip"], rot90=cfg["rot90"], name="augment")
     return keras.Model(inputs, model(augment(inputs)), name="training")
 
 

@@ -21,7 +21,9 @@ DEFAULTS = {
     "ema": 0.0,  # momentum of the exponential moving average of the weights, 0 = off
     "label_smoothing": 0.0,
     "class_weight": "none",  # none, balanced
-    "flip": True,  # horizontal flips only (vertical ones change a face); off where the spec has no mirror symmetry
+    "flip": True,  # horizontal flips (off where the spec has no mirror symmetry)
+    "vflip": False,  # vertical flips: on where the images' measured symmetries say they keep the class (aerial views)
+    "rot90": False,  # quarter turns of square images: the same (microscopy, satellite tiles)
     "shift": 0.1,  # fraction of the image
     "zoom": 0.1,
     "rotation": 0.05,  # fraction of a full turn (0.05 = 18 degrees)
