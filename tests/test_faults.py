@@ -177,27 +177,28 @@ def test_folds_replaced_and_killed_are_never_half_believed(base, tmp_path):
         assert (work / "oof" / "folds.csv").read_text() == (ref / "oof" / "folds.csv").read_text()
 
 
-def test_pseudo_killed_resumes_to_the_uninterrupted_round(trained, tmp_path):
-    reference, _ = trained
-    args = ("pseudo", "--from", "cnn_tiny", "--variants", "cnn_tiny", "--precision", "0.3", "--threads", "1")
-    ref = clone(reference, tmp_path / "ref")
+def killed_and_resumed(start, tmp_path, args, k=3):
+    """ARGS run uninterrupted in a clone of `start`, then killed at k-1 of its commit points (the
+    first left out: nothing written yet) in fresh clones and run again: yields (the reference,
+    each resumed clone)."""
+    ref = clone(start, tmp_path / "ref")
     points = commit_points(ref, *args)
-    for point in spread(len(points), 3)[1:]:
-        work = clone(reference, tmp_path / f"k{point}")
+    for point in spread(len(points), k)[1:]:
+        work = clone(start, tmp_path / f"k{point}")
         killed(work, point, *args)
         ok(fer(work, *args))
+        yield ref, work
+
+
+def test_pseudo_killed_resumes_to_the_uninterrupted_round(trained, tmp_path):
+    args = ("pseudo", "--from", "cnn_tiny", "--variants", "cnn_tiny", "--precision", "0.3", "--threads", "1")
+    for ref, work in killed_and_resumed(trained[0], tmp_path, args):
         same_predictions(work, ref, "cnn_tiny+pl")
 
 
 def test_distill_killed_resumes_to_the_uninterrupted_student(trained, tmp_path):
-    reference, _ = trained
     args = ("distill", "--teacher", "cnn_tiny", "--student", "cnn_tiny", "--speed-images", "40", "--threads", "1")
-    ref = clone(reference, tmp_path / "ref")
-    points = commit_points(ref, *args)
-    for point in spread(len(points), 3)[1:]:
-        work = clone(reference, tmp_path / f"k{point}")
-        killed(work, point, *args)
-        ok(fer(work, *args))
+    for ref, work in killed_and_resumed(trained[0], tmp_path, args):
         same_predictions(work, ref, "cnn_tiny+kd")
 
 
@@ -206,12 +207,7 @@ def test_tune_killed_resumes_and_exports_checked_variants(base, tmp_path):
 
     args = ("tune", "--search", "s", "--family", "cnn_tiny", "--tuner", "random", "--trials", "2", "--set", "epochs=1",
             "--threads", "1", "--top", "2")
-    ref = clone(base, tmp_path / "ref")
-    points = commit_points(ref, *args)
-    for point in spread(len(points), 3)[1:]:
-        work = clone(base, tmp_path / f"k{point}")
-        killed(work, point, *args)
-        ok(fer(work, *args))
+    for ref, work in killed_and_resumed(base, tmp_path, args):
         exported = load_exported("tuned:s", work / "tuning")
         assert [v["name"] for v in exported] == [v["name"] for v in load_exported("tuned:s", ref / "tuning")]
 

@@ -140,7 +140,8 @@ def run_bench(args):
             print(f"blend: {n:3d} members x {len(comp.y_train)} rows x {spec.num_classes} classes: {seconds:6.1f} s "
                   f"(every method by nested CV on {spec.metric}; chose {method})")
     if "symmetry" in only:
-        from fer_kaggle.data.symmetry import describe, measure
+        from fer_kaggle.data.symmetry import measure
+        from fer_kaggle.spec import describe_symmetry as describe
 
         evidence = measure(comp.x_train, comp.y_train)
         print(f"symmetry: {spec.competition or comp.source} (flip {'used' if spec.flip else 'not used'}):")

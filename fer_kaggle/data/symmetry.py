@@ -82,11 +82,3 @@ def _small(x):
         out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(pixels)).resize((SIDE, SIDE), Image.Resampling.BOX),
                             np.float32).reshape(-1)
     return out
-
-
-def describe(name, evidence):
-    """One line of evidence for the spec's summary."""
-    e = evidence[name]
-    return (f"a {'mirrored' if name == 'hflip' else 'flipped' if name == 'vflip' else 'turned'} held-out image keeps "
-            f"{e['retained']:.0%} of a small classifier's skill; training on them changes its accuracy by "
-            f"{e['augmented'] * 100:+.1f} points")
