@@ -14,6 +14,7 @@ folds, the preset, the time limit, the ladder): a run resumed on this machine or
 trains what was chosen, and a changed competition or limit chooses again."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,16 +158,18 @@ def close_calls(rows, n_folds, min_epochs=MIN_EPOCHS):
 
 def chosen(oof_dir, made_for, measure, n_folds, log=print):
     """The choice kept in `oof_dir/choice.json` for `made_for` (a dict naming what it is for),
-    else a new one from `measure()` (the ladder's rows), written there. Returns (choice, rows
-    or None when it was kept)."""
+    else a new one from `measure()` (the ladder's rows), written there with the seconds the
+    ladder took (`ladder_seconds`: the run's time limit counts them). Returns (choice, rows or
+    None when it was kept)."""
     path, made_for = Path(oof_dir) / CHOICE, json.loads(json.dumps(made_for))  # as it reads back
     if path.exists():
         kept = atomic.read_json(path)
         if kept.get("made_for") == made_for:
             return kept["choice"], None
         log(f"{path}: made for another competition, folds, preset, limit or ladder: choosing again")
+    started = time.perf_counter()
     rows = measure()
-    choice = choose(rows, n_folds)
+    choice = {**choose(rows, n_folds), "ladder_seconds": round(time.perf_counter() - started, 1)}
     close = close_calls(rows, n_folds)
     if close:
         choice = {**choice, "close_calls": close}

@@ -109,17 +109,22 @@ PRESETS = {
 def follow_symmetries(train_cfg, spec, settings):
     """A preset's training settings for the competition's symmetries: no mirrored images in
     augmentation or TTA where a mirror changes the class (digits, text); vertical flips and
-    quarter turns in augmentation where the images' measured symmetries say they keep it (aerial
-    and microscope images); `settings` (the user's --set) win."""
+    quarter turns in augmentation and TTA where the images' measured symmetries say they keep
+    it (aerial and microscope images: the square's eight symmetries as views); `settings` (the
+    user's --set) win."""
     from fer_kaggle.training.tta import without_mirror
 
     measured = spec.symmetries or {}
-    train_cfg = {**train_cfg,
-                 **{name: settings.get(name, measured.get(name, {}).get("keeps") is True) for name in ("vflip", "rot90")}}
+    keeps = {name: settings.get(name, measured.get(name, {}).get("keeps") is True) for name in ("vflip", "rot90")}
+    tta = train_cfg.get("tta", DEFAULTS["tta"])
+    if tta != "none" and keeps["rot90"] and spec.height == spec.width:
+        tta = "dihedral"
+    elif tta != "none" and keeps["vflip"]:
+        tta = "flips"
+    train_cfg = {**train_cfg, **keeps, "tta": settings.get("tta", tta)}
     if spec.flip:
         return train_cfg
-    return {**train_cfg, "flip": settings.get("flip", False),
-            "tta": settings.get("tta", without_mirror(train_cfg.get("tta", DEFAULTS["tta"])))}
+    return {**train_cfg, "flip": settings.get("flip", False), "tta": settings.get("tta", without_mirror(tta))}
 
 
 def resolve(preset, variants=None, settings=None, tag=None, tuning_dir="tuning", *, spec):

@@ -136,8 +136,9 @@ def submit_once(client, csv_path, competition, message, again=False, now=None):
     a daily slot is never spent twice by accident: the manifest says "uploading" (with how
     many uploads of the file Kaggle listed before) ahead of the upload, and "submitted" right
     after it; a `submit` stopped in between is finished by the next one from Kaggle's list,
-    without a second upload. A submission already uploaded to the competition is refused
-    unless `again`. Returns the record (with `attempts`: uploads tried, 0 where none was needed)."""
+    without a second upload. A submission already uploaded to the competition is not sent
+    again unless `again`: its record comes back as it is, with `already` set. Returns the
+    record (with `attempts`: uploads tried, 0 where none was needed)."""
     from fer_kaggle import atomic, layout
 
     now = now or (lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -149,8 +150,7 @@ def submit_once(client, csv_path, competition, message, again=False, now=None):
             and uploads_of(client, competition, Path(csv_path).name) > previous["uploads_before"]:
         attempts = 0  # the stopped run's upload went through
     elif same and previous.get("status") != "uploading" and not again:
-        raise SubmissionError(f"{Path(csv_path).name} was already uploaded to {competition} at "
-                              f"{previous.get('submitted_at')}: pass --again to spend another of the day's submissions on it")
+        return {**previous, "attempts": 0, "already": True}
     else:
         before = uploads_of(client, competition, Path(csv_path).name)
         manifest["kaggle"] = {"competition": competition, "message": message, "status": "uploading",

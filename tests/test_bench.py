@@ -1,6 +1,8 @@
 """`make bench`'s measurements run and report sane figures (speed targets are checked by
 `make bench` itself, never by timed unit tests)."""
 
+import numpy as np
+
 from fer_kaggle import training
 from fer_kaggle.bench import blending, memory
 from fer_kaggle.bench import training as bench_training
@@ -58,3 +60,23 @@ def test_fold_job_memory_is_measured(tiny_comp):
     comp, folds, meta, tmp = tiny_comp
     rss = memory.fold_job_peak_rss_bytes(tmp / "data", "smoke", "cnn_tiny")
     assert 50 * 2**20 < rss < 6 * 2**30
+
+
+def test_the_combiner_benchmark_s_oof_never_depends_on_a_row_s_own_label():
+    """The clean combiner's inputs: each fold's predictions come from members that never saw its
+    labels (changing them changes nothing there), and the optimism is reported per fold."""
+    from fer_kaggle.bench.stacking import combiner_optimism, oof_of, quick_members
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(120, 6)), rng.integers(0, 3, 120)
+    x[:, 0] += y  # learnable
+    folds = np.arange(120) % 4
+    changed = y.copy()
+    changed[folds == 2] = (changed[folds == 2] + 1) % 3
+    before, after = oof_of(quick_members(0), x, y, folds, 3), oof_of(quick_members(0), x, changed, folds, 3)
+    for b, a in zip(before, after):
+        assert np.array_equal(b[folds == 2], a[folds == 2]) and not np.array_equal(b, a)
+    images = rng.integers(0, 256, (120, 8, 8, 1)).astype(np.uint8)
+    images[:, :4] = (y * 80)[:, None, None, None]
+    result = combiner_optimism(images, y, 3, methods=("stack",), k=3, inner_k=2, seeds=(0,))
+    assert result["stack"]["differences"].shape == (3, 2) and result["stack"]["clean"][0] > 0.6

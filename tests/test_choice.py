@@ -4,6 +4,7 @@ measured on the spot, by one rule, keeps the choice for a resumed run, and train
 import pytest
 
 from fer_kaggle import choice
+from fer_kaggle import cv as cv_module
 from fer_kaggle.atomic import read_json
 from fer_kaggle.cli import main
 from fer_kaggle.data.synthetic import write_demo
@@ -98,10 +99,14 @@ def test_cv_with_the_auto_preset_prints_and_trains_its_choice_and_a_rerun_keeps_
                 {**row("vgg_fast16", 9, 1, 8), "params": 2, "step_seconds": 0.2, "predict_seconds": 2.0}]
 
     monkeypatch.setattr(choice, "measure_ladder", measured)
+    monkeypatch.setattr(choice, "time", Seconds(10.0))  # the ladder takes 10 seconds
+    limits, run_cv = [], cv_module.run_cv
+    monkeypatch.setattr(cv_module, "run_cv", lambda *a, **k: limits.append(k["time_limit"]) or run_cv(*a, **k))
     cv = ["cv", "--preset", "auto", "--time-limit", "60", "--set", "epochs=1", "--set", "filters=(4,8)"]
     assert main(base + cv) == 0
     out = capsys.readouterr().out
     assert "chose cnn_tiny as one holdout model (fold 0)" in out and "fold 0 of 3 only (a holdout)" in out
+    assert "time limit 60s (10s of it spent timing the ladder)" in out and limits == [50.0]
     assert seen == {"n_train": 150, "n_test": 30, "n_folds": 3, "tta": "flip+crops",
                     "names": ("vgg_fast16", "pool_first16", "pool_first32", "pool_first48", "pool_first64"),
                     "pretrained": ["lite0_finetune", "lite0_probe"]}
@@ -110,6 +115,18 @@ def test_cv_with_the_auto_preset_prints_and_trains_its_choice_and_a_rerun_keeps_
     monkeypatch.setattr(choice, "measure_ladder", lambda *a: pytest.fail("a kept choice is measured again"))
     assert main(base + cv) == 0
     assert "keeps its choice" in capsys.readouterr().out
+    assert limits == [50.0, 50.0]  # a resumed run's limit still counts the ladder the first run timed
+
+
+class Seconds:
+    """A clock whose every reading is `step` seconds after the last."""
+
+    def __init__(self, step):
+        self.now, self.step = 0.0, step
+
+    def perf_counter(self):
+        self.now += self.step
+        return self.now
 
 
 def timed(network, flops, step, spread=0.02):

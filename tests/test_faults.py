@@ -3,6 +3,8 @@ from the points an uninterrupted run passes, `fer_kaggle.atomic.fault_point`), t
 the result equals the uninterrupted run's, and what a later stage reads in between is either
 whole or refused in one line. Then the same with the disk full, and two processes at once."""
 
+import errno
+import json
 import os
 import shutil
 import subprocess
@@ -20,9 +22,10 @@ CV = ("cv", "--preset", "smoke", "--variants", "cnn_tiny", "--set", "epochs=3", 
       "--threads", "1")
 
 
-def fer(cwd, *args, fault_at=None, log=None, timeout=600):
-    """`fer-kaggle ARGS` in `cwd` as its own process group (a fault kills the group, not pytest)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KAGGLE_CONFIG_DIR": str(Path(cwd) / "no-kaggle")}
+def fer(cwd, *args, fault_at=None, log=None, timeout=600, env=None):
+    """`fer-kaggle ARGS` in `cwd` as its own process group (a fault kills the group, not pytest);
+    `env` adds variables (a fake Kaggle's)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KAGGLE_CONFIG_DIR": str(Path(cwd) / "no-kaggle"), **(env or {})}
     for key in ("KAGGLE_API_TOKEN", atomic.FAULT_AT, atomic.FAULT_LOG):
         env.pop(key, None)
     if fault_at is not None:
@@ -46,11 +49,11 @@ def one_line_or_ok(result):
     return result
 
 
-def commit_points(cwd, *args):
+def commit_points(cwd, *args, env=None):
     """The commit points an uninterrupted run of ARGS passes in `cwd` (it runs there)."""
     log = Path(cwd) / "commit-points.txt"
     log.unlink(missing_ok=True)
-    ok(fer(cwd, *args, log=log))
+    ok(fer(cwd, *args, log=log, env=env))
     return log.read_text().splitlines()
 
 
@@ -64,8 +67,8 @@ def clone(source, target):
     return target
 
 
-def killed(cwd, point, *args):
-    result = fer(cwd, *args, fault_at=point)
+def killed(cwd, point, *args, env=None):
+    result = fer(cwd, *args, fault_at=point, env=env)
     assert result.returncode == -9, (point, result.returncode, result.stderr[-2000:])
 
 
@@ -212,6 +215,89 @@ def test_tune_killed_resumes_and_exports_checked_variants(base, tmp_path):
         assert [v["name"] for v in exported] == [v["name"] for v in load_exported("tuned:s", ref / "tuning")]
 
 
+# ----------------------------------------------------------------------------- submit, against a fake Kaggle
+
+FAKE_KAGGLE = '''"""A fake of the kaggle package's API for tests: the competition's submissions live in the
+JSON file $FAKE_KAGGLE_SERVER (a server outlives the processes that call it); an upload is
+scored at once. With $FAKE_KAGGLE_DIE_AFTER_UPLOAD, the caller dies right after Kaggle has
+its file (before it hears back)."""
+import json, os, signal
+from pathlib import Path
+
+
+class KaggleApi:
+    def authenticate(self):
+        pass
+
+    def _server(self):
+        path = Path(os.environ["FAKE_KAGGLE_SERVER"])
+        return path, (json.loads(path.read_text()) if path.exists() else [])
+
+    def competition_submit(self, file_name, message, competition):
+        path, subs = self._server()
+        subs.append({"fileName": Path(file_name).name, "competition": competition, "status": "complete",
+                     "publicScore": "0.5", "privateScore": "0.4", "ref": len(subs) + 1})
+        path.write_text(json.dumps(subs))
+        if os.environ.get("FAKE_KAGGLE_DIE_AFTER_UPLOAD"):
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+        return "ok"
+
+    def competition_submissions(self, competition):
+        return [s for s in self._server()[1] if s["competition"] == competition]
+'''
+
+
+def fake_kaggle(folder):
+    """Variables that make `fer-kaggle submit` in `folder` talk to a fake Kaggle (its package
+    first on the path, credentials present) keeping its server in `folder`/kaggle-server.json."""
+    package = Path(folder) / "fake-kaggle" / "kaggle"
+    (package / "api").mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text("")
+    (package / "api" / "__init__.py").write_text("")
+    (package / "api" / "kaggle_api_extended.py").write_text(FAKE_KAGGLE)
+    return {"PYTHONPATH": f"{package.parent}{os.pathsep}{ROOT}", "KAGGLE_USERNAME": "someone", "KAGGLE_KEY": "x" * 32,
+            "FAKE_KAGGLE_SERVER": str(Path(folder) / "kaggle-server.json")}
+
+
+def uploads_and_record(work):
+    """(the uploads the fake Kaggle holds, the latest submission's `kaggle` record)."""
+    server = work / "kaggle-server.json"
+    uploads = json.loads(server.read_text()) if server.exists() else []
+    return uploads, layout.latest_submission(work / "submissions")[1].get("kaggle")
+
+
+SUBMIT = ("submit", "--competition", "comp", "--wait", "--timeout", "30")
+
+
+@pytest.fixture(scope="module")
+def blended(trained, tmp_path_factory):
+    work = clone(trained[0], tmp_path_factory.mktemp("blended") / "work")
+    ok(fer(work, "blend", "--method", "mean"))
+    return work
+
+
+def test_submit_killed_before_during_or_after_its_upload_uploads_once_and_records_the_score(blended, tmp_path):
+    ref = clone(blended, tmp_path / "ref")
+    points = commit_points(ref, *SUBMIT, env=fake_kaggle(ref))
+    assert len(points) == 3  # "uploading", "submitted", the score
+    uploads, record = uploads_and_record(ref)
+    assert len(uploads) == 1 and record["submitted_at"] and record["status"] == "complete" and record["public_score"] == 0.5
+    cases = [(point, {}) for point in range(1, len(points) + 1)] + [("upload", {"FAKE_KAGGLE_DIE_AFTER_UPLOAD": "1"})]
+    for point, extra in cases:
+        work = clone(blended, tmp_path / f"k{point}")
+        env = fake_kaggle(work)
+        if point == "upload":  # killed after Kaggle took the file, before the answer came back
+            assert fer(work, *SUBMIT, env={**env, **extra}).returncode == -9
+        else:
+            killed(work, point, *SUBMIT, env=env)
+        rerun = ok(fer(work, *SUBMIT, env=env))
+        uploads, record = uploads_and_record(work)
+        assert len(uploads) == 1, (point, uploads, rerun.stdout)  # never a second daily slot
+        assert record["submitted_at"] and record["status"] == "complete" and record["public_score"] == 0.5, (point, record)
+        again = ok(fer(work, *SUBMIT, env=env))  # and a third run sends nothing either
+        assert "not sent again" in again.stdout and len(uploads_and_record(work)[0]) == 1
+
+
 # ----------------------------------------------------------------------------- a full disk
 
 
@@ -244,6 +330,59 @@ def test_a_full_disk_stops_cv_in_one_line_and_a_rerun_with_space_finishes_it(tra
     for part in (layout.OOF, layout.TEST):
         assert np.array_equal(np.load(small_disk / "oof" / "cnn_tiny" / part),
                               np.load(reference / "oof" / "cnn_tiny" / part))
+
+
+def fill(disk):
+    """Write into `disk` until it is full; the filler's path."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+    return filler
+
+
+def full_disk_line(result):
+    lines = [line for line in result.stderr.splitlines() if line.startswith("fer-kaggle")]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "disk" in lines[0], lines[0]
+
+
+def test_a_full_disk_stops_blend_and_submit_in_one_line_and_nothing_is_uploaded(blended, small_disk, tmp_path):
+    reference = layout.latest_submission(blended / "submissions")
+    work = clone(blended, tmp_path / "work")
+    shutil.rmtree(work / "submissions")
+    args = ("--submissions-dir", str(small_disk / "subs"))
+    filler = fill(small_disk)
+    full_disk_line(fer(work, *args, "blend", "--method", "mean"))
+    assert not list(small_disk.rglob("*.csv")) and not list(small_disk.rglob(".*.tmp*"))  # no orphan, no half
+    filler.unlink()
+    ok(fer(work, *args, "blend", "--method", "mean"))
+    csv_path, manifest = layout.latest_submission(small_disk / "subs")
+    assert csv_path.read_bytes() == reference[0].read_bytes() and manifest["cv"] == reference[1]["cv"]
+    env = fake_kaggle(work)
+    filler = fill(small_disk)
+    full_disk_line(fer(work, *args, *SUBMIT, env=env))  # the upload is not recorded: it is not made
+    assert not (work / "kaggle-server.json").exists()
+    filler.unlink()
+    ok(fer(work, *args, *SUBMIT, env=env))
+    server = json.loads((work / "kaggle-server.json").read_text())
+    assert len(server) == 1 and layout.latest_submission(small_disk / "subs")[1]["kaggle"]["public_score"] == 0.5
+
+
+def test_a_full_disk_stops_data_in_one_line_and_a_rerun_with_space_caches_it(base, small_disk, tmp_path):
+    source = str(base.parent / "comp")
+    work = tmp_path / "work"
+    work.mkdir()
+    args = ("--data-dir", str(small_disk / "data"))
+    filler = fill(small_disk)
+    full_disk_line(fer(work, "data", "--source", source, *args))
+    assert not (small_disk / "data").exists() or not list((small_disk / "data").rglob("*.npy"))
+    filler.unlink()
+    ok(fer(work, "data", "--source", source, *args))
+    assert (small_disk / "data" / "spec.json").read_text() == (base / "data" / "spec.json").read_text()
 
 
 # ----------------------------------------------------------------------------- two processes at once

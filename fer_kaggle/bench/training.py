@@ -55,13 +55,14 @@ def toolkit_images_per_second(build_model, cfg, steps):
 
 def prediction_images_per_second(build_model, n=2048):
     """Images per second of `predict` with each TTA (views counted once per image)."""
-    from fer_kaggle.training import TTA_VIEWS, predict
+    from fer_kaggle.training import predict
+    from fer_kaggle.training.tta import usable_ttas
 
     model = build_model()
     x, _ = _images(n, *_shape_of(model))
     predict(model, x[:256], tta="none")  # trace
     out = {}
-    for tta in TTA_VIEWS:
+    for tta in usable_ttas(*x.shape[1:3]):
         t0 = time.perf_counter()
         predict(model, x, tta=tta)
         out[tta] = n / (time.perf_counter() - t0)

@@ -5,6 +5,7 @@ Library errors (fer_kaggle.errors) become one line on stderr and exit status 2.
 """
 
 import argparse
+import errno
 import os
 import sys
 
@@ -68,6 +69,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"fer-kaggle {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk met outside an artifact's write (a folder, a lock file)
+        if e.errno != errno.ENOSPC:
+            raise
+        print(f"fer-kaggle {args.command}: error: the disk is full ({e.filename or 'a write'}): free some space and "
+              f"run the same command again", file=sys.stderr)
+        return 2
     return 0
 
 

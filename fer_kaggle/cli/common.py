@@ -31,10 +31,11 @@ def load_folds(oof_dir, comp):
 
 
 def use_preset(preset, comp):
-    """The preset to run (demo on the demo data, else cpu); its backend unless KERAS_BACKEND is set."""
+    """The preset to run (demo on the demo data, else auto: chosen from the data and the machine,
+    BENCHMARKS.md); its backend unless KERAS_BACKEND is set."""
     from fer_kaggle import presets
 
-    preset = preset or ("demo" if comp.is_demo else "cpu")
+    preset = preset or ("demo" if comp.is_demo else "auto")
     if "backend" in presets.PRESETS.get(preset, {}) and "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", presets.PRESETS[preset]["backend"])
     return preset
@@ -42,7 +43,7 @@ def use_preset(preset, comp):
 
 def add_run_options(p, variants_help):
     p.add_argument("--preset", help="smoke, demo, cpu, auto or gpu: settings, time limit, jobs, backend (default: demo on "
-                                    "the demo data, else cpu)")
+                                    "the demo data, else auto)")
     if variants_help:
         p.add_argument("--variants", help=variants_help)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -64,11 +65,14 @@ def trainer(args, comp, folds, folds_meta, preset):
     from fer_kaggle.cv import run_cv
 
     time_limit = args.time_limit if args.time_limit is not None else presets.PRESETS[preset]["time_limit"]
+    choosing = getattr(args, "spent_choosing", 0.0)  # the ladder's seconds (auto), spent before the training
     jobs = args.jobs or presets.PRESETS[preset]["jobs"]
     piece = args.piece_seconds if args.piece_seconds is not None else presets.PRESETS[preset].get("piece_seconds")
 
     def train(variants):
         limit = f", time limit {time_limit:.0f}s" if time_limit else ""
+        if time_limit and choosing:
+            limit += f" ({choosing:.0f}s of it spent timing the ladder)"
         spec = comp.spec
         only = [int(k) for k in args.folds.split(",")] if getattr(args, "folds", None) else None
         scheme = f"{folds.max() + 1} folds" if only is None else \
@@ -76,7 +80,8 @@ def trainer(args, comp, folds, folds_meta, preset):
         print(f"{args.command}: preset {preset}, {len(variants)} variants x {scheme} on "
               f"{len(comp.y_train)} images {spec.height}x{spec.width}x{spec.channels}, {spec.num_classes} classes, "
               f"metric {spec.metric} ({'demo' if comp.is_demo else comp.source}){limit}, {jobs} job(s)", flush=True)
-        rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir, time_limit=time_limit or None, jobs=jobs,
+        rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir,
+                      time_limit=max(1.0, time_limit - choosing) if time_limit else None, jobs=jobs,
                       scheduler=getattr(args, "scheduler", None), threads=args.threads, preset=preset,
                       piece_seconds=piece or None, only_folds=only)
         if only:

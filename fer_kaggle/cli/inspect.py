@@ -97,7 +97,7 @@ def predict_arguments(p):
                                  "folder of images or an image file, of any size and mode")
     p.add_argument("--model", required=True, help="a .keras model (e.g. a distilled student), a variant or a blend")
     p.add_argument("--out", help="write the predictions here (default: print them)")
-    p.add_argument("--tta", default="none", choices=("none", "flip", "crops", "flip+crops"),
+    p.add_argument("--tta", default="none", choices=("none", "flip", "crops", "flip+crops", "flips", "turns", "dihedral"),
                    help="test-time augmentation of a .keras model (variants and blends use their own)")
 
 
@@ -147,9 +147,28 @@ def run_bench(args):
         print(f"symmetry: {spec.competition or comp.source} (flip {'used' if spec.flip else 'not used'}):")
         for name, e in evidence.items():
             print(f"  {name:6s} keeps the class: {e['keeps']}: {describe(name, evidence)}")
+    if "combiner" in only:
+        _print_combiner_optimism(comp)
     if "memory" in only:
         rss = memory.fold_job_peak_rss_bytes(args.data_dir, args.preset, variants[0].name)
         print(f"memory: one fold job of {variants[0].name} on the data in use: peak resident {rss / 2**30:.2f} GiB")
+
+
+def _print_combiner_optimism(comp):
+    import numpy as np
+
+    from fer_kaggle.bench.stacking import MAX_ROWS, SIDE, combiner_optimism
+
+    result = combiner_optimism(comp.x_train, comp.y_train, comp.spec.num_classes)
+    print(f"combiner optimism: four quick members on {SIDE}x{SIDE} gray images ({MAX_ROWS} rows at most, 5 folds, "
+          f"two draws); a fold's combiner fit on the other folds' OOF (standard) against one fit on an inner 4-fold "
+          f"OOF that never saw the fold (clean), scored on the fold:")
+    for method, r in result.items():
+        d = r["differences"]
+        err = d.std(axis=0, ddof=1) / np.sqrt(len(d))
+        print(f"  {method:8s} accuracy standard {r['standard'][0]:.4f} clean {r['clean'][0]:.4f} (difference "
+              f"{d[:, 0].mean():+.4f} +- {err[0]:.4f}); log loss standard {r['standard'][1]:.4f} clean "
+              f"{r['clean'][1]:.4f} (difference {d[:, 1].mean():+.4f} +- {err[1]:.4f})")
 
 
 def _print_ladder(args, comp, variants):
@@ -177,7 +196,8 @@ def _print_ladder(args, comp, variants):
 def bench_arguments(p):
     p.add_argument("--source", help="the competition to read and time (default: the one in use)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs of each reader (default 3)")
-    p.add_argument("--only", help="comma-separated: parse, training, ladder, blend, memory (default: all), symmetry")
+    p.add_argument("--only", help="comma-separated: parse, training, ladder, blend, memory (default: all), symmetry, "
+                                  "combiner")
     p.add_argument("--ladder-folds", type=int, default=5, help="the K of the ladder's K fold models (default 5)")
     p.add_argument("--preset", default="cpu", help="whose variants and settings to time (default cpu)")
     p.add_argument("--variants", help="comma-separated variants (default: the preset's)")

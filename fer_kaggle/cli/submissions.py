@@ -76,9 +76,15 @@ def run_submit(args):
         raise SubmissionError("name the competition: --competition SLUG (or COMPETITION=SLUG for make)")
     client = KaggleClient()
     record = submit_once(client, path, args.competition, args.message, again=args.again)
-    print(f"submit: {'uploaded to' if record['attempts'] else 'an earlier, stopped upload reached'} {args.competition}"
-          + ("" if record["attempts"] else ": recorded, not sent again"))
-    if args.wait:
+    if record.get("already"):
+        print(f"submit: {path.name} was already uploaded to {args.competition} at {record.get('submitted_at')}: not "
+              f"sent again (--again spends another of the day's submissions on it)")
+    else:
+        print(f"submit: {'uploaded to' if record['attempts'] else 'an earlier, stopped upload reached'} "
+              f"{args.competition}" + ("" if record["attempts"] else ": recorded, not sent again"))
+    if record.get("public_score") is not None:
+        print(f"submit: public score {record['public_score']} (recorded before)")
+    elif args.wait:
         score = wait_for_score(client, args.competition, path.name, timeout=args.timeout)
         if score is None:
             print(f"submit: no score after {args.timeout:.0f}s; `fer-kaggle submissions` shows it once recorded")

@@ -38,6 +38,7 @@ def _choose(args, comp, folds, folds_meta, preset, settings):
               f"{picked['why']}")
     if holdout and not args.folds:
         args.folds = "0"
+    args.spent_choosing = picked.get("ladder_seconds", 0.0)  # inside the time limit, as the training is
     return names_
 
 

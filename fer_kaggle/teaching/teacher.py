@@ -1,9 +1,13 @@
 """An ensemble of finished variants as a teacher, fold by fold.
 
 Its fold-k teacher is the members' fold-k models, combined by the blend method fit on the
-OOF rows outside fold k (the nested-CV blender of fold k): nothing in it was trained or fit
-on fold k's rows. Its OOF is therefore the nested-CV blend, and its fold-k test predictions
-are the members' `fold<k>/test.npy` combined the same way.
+OOF rows outside fold k (the nested-CV blender of fold k): no model in it trained on fold k's
+rows, and its combiner saw none of their labels. Its OOF is therefore the nested-CV blend,
+and its fold-k test predictions are the members' `fold<k>/test.npy` combined the same way.
+One dependency remains, as in every stacked blend: the OOF rows the combiner is fit on were
+predicted by fold models that trained on fold k. What it is worth is measured by `fer-kaggle
+bench --only combiner` against a combiner fit on an inner K-fold that never saw fold k
+(README, "Honest scores"); a single member (no combiner) has none.
 """
 
 from pathlib import Path

@@ -44,7 +44,7 @@ CHOICES = {
     "schedule": ("cosine", "linear", "onecycle", "constant", "plateau"),
     "select": ("last", "best"),
     "class_weight": ("none", "balanced"),
-    "tta": ("none", "flip", "crops", "flip+crops"),
+    "tta": ("none", "flip", "crops", "flip+crops", "flips", "turns", "dihedral"),
 }
 
 

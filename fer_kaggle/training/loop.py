@@ -45,6 +45,7 @@ class FitState:
     history: list = field(default_factory=list)
     checkpoint: str = ""
     best_weights: str = ""
+    statistics: str = ""  # with ema: the file of the normalization statistics' moving average
     stopped: str = ""  # why training ended: epochs, early stopping, time limit
     replans: int = 0
     low_res_epochs: int = 0  # the first epochs, trained at cfg['progressive_size'] (progressive resizing)
@@ -65,6 +66,55 @@ def ema_momentum(cfg, planned_steps):
     predicts near chance). Capped so that the horizon is at most EMA_RUN_SHARE of the planned
     steps: the initial weights then weigh under 1% at the end."""
     return max(0.0, min(cfg["ema"], 1.0 - 1.0 / (EMA_RUN_SHARE * max(1, planned_steps))))
+
+
+STATISTICS = ("moving_mean", "moving_variance")  # BatchNormalization's statistics, averaged beside the weights
+
+
+class StatisticsAverage:
+    """With `ema`, the moving average of the normalization statistics (BatchNormalization's
+    moving mean and variance) beside the optimizer's average of the trainable weights, as
+    timm's EMA averages a model's buffers: the averaged weights then normalize with averaged
+    statistics, not with those of the last raw weights. Updated after each `fit` call (a chunk
+    of an epoch's steps) with the weights' momentum raised to its steps: a host-side read of a
+    few vectors, never a synchronization per step. Saved beside each checkpoint."""
+
+    def __init__(self, model, values=None):
+        self.variables = [v for v in inner_model(model).non_trainable_variables if v.path.endswith(STATISTICS)]
+        self.values = values
+
+    def update(self, momentum, steps):
+        current = [keras.ops.convert_to_numpy(v) for v in self.variables]
+        if self.values is None:
+            self.values = current
+        else:
+            keep = np.float32(momentum) ** steps
+            self.values = [(keep * a + (1 - keep) * c).astype(c.dtype) for a, c in zip(self.values, current)]
+
+    def swap_in(self):
+        """Load the averages into the statistics; returns the raw statistics they replaced."""
+        raw = [keras.ops.convert_to_numpy(v) for v in self.variables]
+        if self.values is not None:
+            for variable, value in zip(self.variables, self.values):
+                variable.assign(value)
+        return raw
+
+    def restore(self, raw):
+        for variable, value in zip(self.variables, raw):
+            variable.assign(value)
+
+    def save(self, path):
+        atomic.write_with(path, lambda named: np.savez(named, *self.values), ".npz")
+
+    @classmethod
+    def load(cls, model, path):
+        with np.load(path) as saved:
+            return cls(model, [saved[f"arr_{i}"] for i in range(len(saved.files))])
+
+
+def _averaging(model):
+    """Whether the model trains with `ema` (its optimizer keeps the weights' moving average)."""
+    return getattr(model.optimizer, "use_ema", False)
 
 
 def make_optimizer(cfg, learning_rate, planned_steps):
@@ -181,6 +231,8 @@ def _fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes,
     if state_path.exists():
         state = FitState(**atomic.read_json(state_path))
         model = keras.models.load_model(workdir / state.checkpoint)
+        model.statistics_average = StatisticsAverage.load(model, workdir / state.statistics) if state.statistics \
+            else StatisticsAverage(model)
     else:
         steps = max(1, len(x_train) // cfg["batch_size"])
         planned = plan_epochs(cfg, steps, step_seconds, time_budget, x_train.shape[1])
@@ -188,6 +240,7 @@ def _fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes,
                          step_seconds=step_seconds or 0.0, val_every=max(1, cfg["val_every"]),
                          low_res_epochs=low_res_epochs(cfg, planned))
         model = build_training_model(build_model, cfg, planned * steps, images=x_train)
+        model.statistics_average = StatisticsAverage(model)
     _ready_to_train(model)
     last_checkpoint = time.perf_counter()
     pace = Pace(state, cfg, x_train.shape[1])  # this process's epochs, timed; what the next ones will take
@@ -243,6 +296,8 @@ def _run_epoch(model, state, x_train, y_train, x_val, y_val, cfg, num_classes, w
         logs = model.fit(images, targets, sample_weight=weights, batch_size=cfg["batch_size"], shuffle=False,
                          epochs=1, verbose=0).history
         n = math.ceil(len(images) / cfg["batch_size"])
+        if _averaging(model):
+            model.statistics_average.update(model.optimizer.ema_momentum, n)
         steps, loss, acc = steps + n, loss + n * float(logs["loss"][0]), acc + n * float(logs["accuracy"][0])
     train_seconds = time.perf_counter() - t0
     state.seconds["train"] += train_seconds
@@ -304,15 +359,16 @@ class _averaged_weights:
 
     def __enter__(self):
         optimizer = self.model.optimizer
-        if getattr(optimizer, "use_ema", False) and optimizer.built:
+        if _averaging(self.model) and optimizer.built:
             self.saved = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
-            _load_averages(self.model)
+            self.statistics = _load_averages(self.model)
         return self.model
 
     def __exit__(self, *exc):
         if self.saved is not None:
             for variable, value in zip(self.model.trainable_variables, self.saved):
                 variable.assign(value)
+            self.model.statistics_average.restore(self.statistics)
 
 
 def _replan(model, state, cfg, seconds_left, pace):
@@ -332,26 +388,28 @@ def _replan(model, state, cfg, seconds_left, pace):
 
 
 def _checkpoint(model, state, workdir):
-    """Save the training model under a new name, then commit state.json, then drop the files it no
-    longer names (the old checkpoint, older best weights)."""
+    """Save the training model (and the statistics' average) under new names, then commit
+    state.json, then drop the files it no longer names (the old checkpoint, older best weights)."""
     t0 = time.perf_counter()
-    old = state.checkpoint
     name = f"checkpoint-{state.epoch}.keras"
     atomic.write_with(workdir / name, model.save, ".keras")
     state.checkpoint = name
+    if model.statistics_average.values is not None:
+        state.statistics = f"statistics-{state.epoch}.npz"
+        model.statistics_average.save(workdir / state.statistics)
     state.seconds["checkpoint"] += time.perf_counter() - t0
     atomic.write_json(workdir / "state.json", state.__dict__)
-    if old != name:
-        _remove(workdir, old)
-    for stale in Path(workdir).glob("best-*.weights.h5"):
-        if stale.name != state.best_weights:
-            stale.unlink()
+    for pattern, named in (("checkpoint-*.keras", state.checkpoint), ("statistics-*.npz", state.statistics),
+                           ("best-*.weights.h5", state.best_weights)):
+        for stale in Path(workdir).glob(pattern):
+            if stale.name != named:
+                stale.unlink()
 
 
 def _final_model(model, state, cfg, workdir):
     if cfg["select"] == "best" and state.best_weights:
         inner_model(model).load_weights(workdir / state.best_weights)
-    elif getattr(model.optimizer, "use_ema", False) and model.optimizer.built:
+    elif _averaging(model) and model.optimizer.built:
         _load_averages(model)
     return inner_model(model)
 
@@ -367,21 +425,18 @@ def _train_on_raw_weights(model):
     the loop calls `fit()` once per epoch, so every epoch would restart from the averages (and
     on JAX, with a weight sharing its average's buffer, the next step fails). Training keeps
     its raw weights: the averages are loaded only to validate and to finish."""
-    if getattr(model.optimizer, "use_ema", False):
+    if _averaging(model):
         model.optimizer.finalize_variable_values = lambda var_list: None
 
 
 def _load_averages(model):
     """The optimizer's moving averages into the weights, as copies (JAX donates the buffers
-    of a training step's inputs: a weight must not share one with its average)."""
+    of a training step's inputs: a weight must not share one with its average), and the
+    statistics' averages into the statistics. Returns the raw statistics they replaced."""
     type(model.optimizer).finalize_variable_values(model.optimizer, model.trainable_variables)
     for variable in model.trainable_variables:
         variable.assign(keras.ops.convert_to_numpy(variable))
-
-
-def _remove(workdir, name):
-    if name and (Path(workdir) / name).exists():
-        (Path(workdir) / name).unlink()
+    return model.statistics_average.swap_in()
 
 
 def history_csv(history):

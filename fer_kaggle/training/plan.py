@@ -7,7 +7,10 @@ import numpy as np
 from fer_kaggle.training.resolution import cost_ratio, epoch_size, low_res_epochs, low_size, progressive
 
 VALIDATION_SHARE = 0.05  # validation may cost this share of the training time (planned before it is timed)
-REPLAN_TOLERANCE = 0.03  # a projected overrun within this share of the budget keeps the plan
+REPLAN_TOLERANCE = 0.03  # time to spare within this share of the budget keeps the plan
+# A projected overrun over this share of the budget re-plans: a run ends inside its hour (FER2013's
+# auto hour, at a 3% tolerance and a median pace, overran by 94s: epochs of 125-142s, median 130s)
+OVERRUN_TOLERANCE = 0.005
 
 
 def plan_epochs(cfg, steps_per_epoch, step_seconds, seconds_left, full=48):
@@ -23,9 +26,10 @@ def plan_epochs(cfg, steps_per_epoch, step_seconds, seconds_left, full=48):
 
 class Pace:
     """The seconds of this process's epochs, by the size they trained at, and what planning
-    expects of the epochs to come: the median of those timed at the same size (epochs that traced
-    the step left out), else the full-size pace (timed, or measured before the run) times the
-    size's cost ratio; validation adds the seconds it has cost per epoch so far."""
+    expects of the epochs to come: the mean of those timed at the same size (epochs that traced
+    the step left out; the mean, not the median: the epochs to come add up, slow ones included),
+    else the full-size pace (timed, or measured before the run) times the size's cost ratio;
+    validation adds the seconds it has cost per epoch so far."""
 
     def __init__(self, state, cfg, full):
         self.state, self.cfg, self.full = state, cfg, full
@@ -41,7 +45,7 @@ class Pace:
             return
         self.timed.setdefault(row["size"], []).append(row["seconds"])
         if row["size"] == self.full:
-            self.state.step_seconds = float(np.median(self.timed[self.full])) / self.state.steps_per_epoch
+            self.state.step_seconds = float(np.mean(self.timed[self.full])) / self.state.steps_per_epoch
 
     @property
     def measured(self):
@@ -49,7 +53,7 @@ class Pace:
 
     def train_seconds(self, size):
         if self.timed.get(size):
-            return float(np.median(self.timed[size]))
+            return float(np.mean(self.timed[size]))
         full = self.state.step_seconds * self.state.steps_per_epoch
         return full * cost_ratio(size, self.full)
 
@@ -96,9 +100,10 @@ def replanned_epochs(state, cfg, seconds_left, pace):
     fits = state.epoch
     while fits < cfg["epochs"] and pace.plan_seconds(fits + 1) <= seconds_left - trace:
         fits += 1
-    tolerance = REPLAN_TOLERANCE * (seconds_left + state.seconds["train"])
-    over = overrun > tolerance
-    spare = -overrun - trace > max(tolerance, pace.epoch_seconds(state.epoch)) and state.planned_epochs < cfg["epochs"]
+    budget = seconds_left + state.seconds["train"]
+    over = overrun > OVERRUN_TOLERANCE * budget
+    spare = -overrun - trace > max(REPLAN_TOLERANCE * budget, pace.epoch_seconds(state.epoch)) and \
+        state.planned_epochs < cfg["epochs"]
     if (over or spare) and fits != state.planned_epochs:
         return fits
     return None

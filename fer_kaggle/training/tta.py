@@ -2,15 +2,25 @@
 
 import numpy as np
 
+from fer_kaggle.errors import ConfigError
 from fer_kaggle.rows import Rows, chunks
 
-TTA_VIEWS = {"none": 1, "flip": 2, "crops": 5, "flip+crops": 10}
+# views per image: the image, its mirror, diagonal shifts (crops); for images whose class a
+# vertical flip or a quarter turn keeps (aerial, microscope): both flips (flips), the four
+# quarter turns (turns), and those turns mirrored too (dihedral: the square's eight symmetries)
+TTA_VIEWS = {"none": 1, "flip": 2, "crops": 5, "flip+crops": 10, "flips": 4, "turns": 4, "dihedral": 8}
 TTA_SHIFT = 1 / 24  # the diagonal shifts of the crops, as a fraction of the side (2 pixels at 48)
+TURNING = ("turns", "dihedral")  # views that need square images
 
 
 def without_mirror(tta):
     """The TTA that a competition without mirror symmetry (digits, text) uses instead."""
-    return {"flip": "none", "flip+crops": "crops"}.get(tta, tta)
+    return {"flip": "none", "flip+crops": "crops", "flips": "none", "dihedral": "turns"}.get(tta, tta)
+
+
+def usable_ttas(height, width):
+    """The TTAs whose views fit images of this shape (quarter turns: square ones only)."""
+    return [t for t in TTA_VIEWS if height == width or t not in TURNING]
 
 
 def predict(model, x, tta="flip", batch_size=512):
@@ -44,6 +54,13 @@ def to_model_size(model, pixels):
 
 
 def _views(x, tta):
+    if tta in TURNING:
+        if x.shape[1] != x.shape[2]:
+            raise ConfigError(f"tta={tta} turns images a quarter: it needs square ones, not {x.shape[1]}x{x.shape[2]}")
+        turns = [np.rot90(x, k, axes=(1, 2)) for k in range(4)]
+        return turns + ([t[:, :, ::-1] for t in turns] if tta == "dihedral" else [])
+    if tta == "flips":
+        return [x, x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1]]
     bases = [x, x[:, :, ::-1]] if tta in ("flip", "flip+crops") else [x]
     views = list(bases)
     if tta in ("crops", "flip+crops"):
