@@ -135,7 +135,8 @@ def test_the_tta_table_scores_each_set_of_views_on_fold_0s_held_out_rows(report_
     saved = json.loads((tmp / "reports" / "tta.json").read_text())
     assert saved["fold"] == 0 and saved["rows"] == (folds == 0).sum()
     views = {r["tta"]: r for r in saved["views"]}
-    assert set(views) == {"none", "flip", "crops", "flip+crops"} and views["flip+crops"]["views"] == 10
+    assert set(views) == {"none", "flip", "crops", "flip+crops", "flips", "turns", "dihedral"}  # square images: every set
+    assert views["flip+crops"]["views"] == 10 and views["dihedral"]["views"] == 8
     trained = json.loads((tmp / "oof" / "cnn" / "config.json").read_text())["train"]["tta"]
     valid = np.load(tmp / "oof" / "cnn" / "fold0" / "valid.npy")  # what the fold job predicted with its own TTA
     assert views[trained]["accuracy"] == pytest.approx(float(np.mean(valid.argmax(1) == comp.y_train[folds == 0])))
