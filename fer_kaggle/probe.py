@@ -35,7 +35,9 @@ def is_probe(variant):
 
 def views(cfg, spec):
     """The views whose features are averaged: the image, and its mirror where allowed."""
-    return 2 if spec.flip and cfg["tta"] in ("flip", "flip+crops", "flips", "dihedral") else 1
+    from fer_kaggle.training.tta import MIRRORING
+
+    return 2 if spec.flip and cfg["tta"] in MIRRORING else 1
 
 
 def features(model, x, n_views, directory, name, log=None, batch_size=32):

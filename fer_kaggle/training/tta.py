@@ -11,6 +11,7 @@ from fer_kaggle.rows import Rows, chunks
 TTA_VIEWS = {"none": 1, "flip": 2, "crops": 5, "flip+crops": 10, "flips": 4, "turns": 4, "dihedral": 8}
 TTA_SHIFT = 1 / 24  # the diagonal shifts of the crops, as a fraction of the side (2 pixels at 48)
 TURNING = ("turns", "dihedral")  # views that need square images
+MIRRORING = ("flip", "flip+crops", "flips", "dihedral")  # views that include each image's mirror
 
 
 def without_mirror(tta):
@@ -61,7 +62,7 @@ def _views(x, tta):
         return turns + ([t[:, :, ::-1] for t in turns] if tta == "dihedral" else [])
     if tta == "flips":
         return [x, x[:, :, ::-1], x[:, ::-1], x[:, ::-1, ::-1]]
-    bases = [x, x[:, :, ::-1]] if tta in ("flip", "flip+crops") else [x]
+    bases = [x, x[:, :, ::-1]] if tta in MIRRORING else [x]
     views = list(bases)
     if tta in ("crops", "flip+crops"):
         h, w = x.shape[1:3]
