@@ -11,7 +11,7 @@
 # Variables: DATA= (a zip, directory, CSV or device pack), METRIC= and DATA_OPTIONS= (spec overrides, e.g.
 #            DATA_OPTIONS="--no-flip --image-size 64"), PRESET=, VARIANTS=, JOBS=, TIME_LIMIT=, PIECE= (seconds per piece; exit 75:
 #            run again to resume), COMPETITION= (Kaggle slug),
-#            FOLDS=0 (train these folds only: a holdout variant), FORCE=1 (new folds), METHOD= (blend), MESSAGE= (submit)
+#            FOLDS=0 (train these folds only: a holdout variant; FINAL_MODEL=1 then a final model over every row), FORCE=1 (new folds), METHOD= (blend), MESSAGE= (submit)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -54,6 +54,7 @@ INPUT ?=
 OUT ?=
 PIECE ?=
 FOLDS ?=
+FINAL_MODEL ?=
 RUN_OPTIONS = $(if $(PRESET),--preset $(PRESET)) $(if $(JOBS),--jobs $(JOBS)) $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT)) \
 	$(if $(PIECE),--piece-seconds $(PIECE))
 
@@ -96,7 +97,8 @@ folds: data
 	$(FK) folds $(if $(FORCE),--force)
 
 cv: folds
-	$(FK) cv $(RUN_OPTIONS) $(if $(VARIANTS),--variants $(VARIANTS)) $(if $(FOLDS),--folds $(FOLDS))
+	$(FK) cv $(RUN_OPTIONS) $(if $(VARIANTS),--variants $(VARIANTS)) $(if $(FOLDS),--folds $(FOLDS)) \
+		$(if $(FINAL_MODEL),--final-model)
 
 pseudo: folds
 	$(FK) pseudo $(RUN_OPTIONS) $(if $(FROM),--from $(FROM)) $(if $(VARIANTS),--variants $(VARIANTS)) \

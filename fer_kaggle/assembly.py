@@ -24,7 +24,8 @@ def assemble(variant_dir, folds, y, n_classes):
     """Check the fold predictions of the folds done and combine them into (oof, test,
     per-fold done records): with every fold done, every row's prediction; with some (a
     holdout variant: `cv --folds 0`, or the holdout scheme), the held-out rows of those,
-    NaN in the others, and the test predictions of those fold models only.
+    NaN in the others, and the test predictions of those fold models only, or of the final
+    model over every row that followed them (fer_kaggle.refit).
 
     Every row of a fold done must be predicted exactly once, by the model of the fold that
     held it out, which must never have trained on it; probabilities finite and summing to 1."""
@@ -51,10 +52,25 @@ def assemble(variant_dir, folds, y, n_classes):
         tests.append(np.load(fold_dir / "test.npy"))
         dones.append(atomic.read_json(fold_dir / layout.FOLD_DONE))
     test = np.mean(tests, axis=0).astype(np.float32)
+    final = final_model(variant_dir, folds)
+    if final is not None:  # a holdout's final model over every row: its test predictions are the variant's
+        test = np.load(layout.fold_dir(variant_dir, layout.FINAL) / layout.TEST)
+        if test.shape != (len(tests[0]), n_classes):
+            raise IntegrityError(f"{variant_dir}/{layout.FINAL}/{layout.TEST} has shape {test.shape}, expected "
+                                 f"{(len(tests[0]), n_classes)}")
     for name, probs in (("OOF", oof[np.isin(folds, done_folds)]), ("test", test)):
         if not np.all(np.isfinite(probs)) or np.any(probs < 0) or not np.allclose(probs.sum(axis=1), 1, atol=1e-3):
             raise IntegrityError(f"{variant_dir}: {name} probabilities are not finite non-negative rows summing to 1")
     return oof, test, dones
+
+
+def final_model(variant_dir, folds):
+    """The done record of a holdout's final model over every row (fer_kaggle.refit), or None: a
+    variant with every fold trained, or none trained over every row."""
+    if len(trained_folds(variant_dir, folds)) == int(folds.max()) + 1 or \
+            not layout.fold_is_done(variant_dir, layout.FINAL):
+        return None
+    return layout.read_fold_done(variant_dir, layout.FINAL)
 
 
 def finalize_variant(variant_dir, comp, folds):
@@ -88,6 +104,10 @@ def finalize_variant(variant_dir, comp, folds):
     picks = [d["best_epoch_val_accuracy"] - d["last_val_accuracy"] for d in dones if "last_val_accuracy" in d]
     if picks:  # what a best-epoch pick on the held-out labels would have added (optimistically)
         summary["best_epoch_pick_gain"] = float(np.mean(picks))
+    final = final_model(variant_dir, folds)
+    if final is not None:  # the submission's model trained on every row; the score above is the holdout model's
+        summary["final_model"] = {"rows": final["rows"], "epochs": final["epochs"],
+                                  "fit_seconds": final["fit_seconds"], "predict_seconds": final["predict_seconds"]}
     if comp.test_labels is not None:  # the demo (and fer2013.csv) can score its test set
         summary["test_accuracy"] = metrics.accuracy(test, comp.test_labels)
         summary["test_score"] = decisions.score(comp.spec.metric, test, comp.test_labels)

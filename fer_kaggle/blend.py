@@ -124,6 +124,12 @@ def run_blend(comp, folds, folds_meta, oof_dir="oof", submissions_dir="submissio
         "created": stamp,
         "kaggle": None,
     }
+    finals = {n: kept["final_model"] for n in names
+              if "final_model" in (kept := atomic.read_json(Path(oof_dir) / n / layout.METRICS))}
+    if finals:  # members whose test predictions come from a final model over every row: scored as their holdout
+        manifest["final_models"] = finals
+        log(f"blend: the test predictions of {', '.join(finals)} come from a final model over every row; the score "
+            f"above is the holdout models'")
     if comp.test_labels is not None:  # the demo can score itself
         manifest["demo_test_accuracy"] = accuracy(test_probs, comp.test_labels)
         manifest["demo_test_score"] = metric.score(decision.apply(test_probs), comp.test_labels)

@@ -4,7 +4,9 @@ competition's images, which gives the epochs the time limit affords it as K fold
 as one holdout model (`cv --folds 0`: fold 0's model alone, trained on the same rows as a
 fold job, K times as long); prediction with the preset's TTA is counted. The rule: the
 widest network (most FLOPs) that affords at least MIN_EPOCHS epochs, as K fold models where
-it affords them so (an ensemble, and every row scored), else as one holdout model. Before the
+it affords them so (an ensemble, and every row scored), else as one holdout model, followed by
+a final model over every row (fer_kaggle.refit: the same epochs, the submission's test
+predictions) where the time shared by the two still affords FINAL_MIN_EPOCHS of each. Before the
 ladder, a pretrained network timed the same way at its own side and batch: where fine-tuning
 it affords PRETRAINED_MIN_EPOCHS epochs of each of K fold models, it is chosen, with the linear
 probes trained beside it (their features' seconds kept out of its limit).
@@ -36,6 +38,10 @@ PRETRAINED_MIN_EPOCHS = 5
 # the timing of lowest median counts (a busy machine only ever slows a step), every one is kept.
 SAMPLES, SPREAD, FLOPS_SLACK, RETIMES = 5, 0.15, 1.25, 2
 CLOSE = 0.10  # a choice whose deciding epochs are within 10% of the threshold is called close
+# A holdout model's submission comes from a final model over every row where the time of the two (an
+# epoch over every row costs k/(k-1) of a holdout epoch) affords each this many epochs (BENCHMARKS.md,
+# FER2013: "A holdout's submission: its own model, or a final model over every row?").
+FINAL_MIN_EPOCHS = 99
 
 
 def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names, pretrained=(), probes=()):
@@ -111,7 +117,9 @@ def _row(variant, spec, n_train, n_test, n_folds, time_limit, earlier=()):
             "timings": len(timings), "images_per_second": bs / step, "epoch_seconds": epoch,
             "predict_seconds": predict,
             "fold_epochs": max(0.0, time_limit - n_folds * predict) / (n_folds * epoch),
-            "holdout_epochs": max(0.0, time_limit - predict) / epoch}
+            "holdout_epochs": max(0.0, time_limit - predict) / epoch,
+            # a holdout model and a final model over every row, the same epochs each (its test prediction <= predict)
+            "final_epochs": max(0.0, time_limit - 2 * predict) / (epoch * (1 + n_folds / max(1, n_folds - 1)))}
 
 
 def choose(rows, n_folds, min_epochs=MIN_EPOCHS):
@@ -132,13 +140,29 @@ def choose(rows, n_folds, min_epochs=MIN_EPOCHS):
                     "why": f"the widest network that affords {min_epochs} epochs as {n_folds} fold models "
                            f"({r['fold_epochs']:.1f})"}
         if r["holdout_epochs"] >= min_epochs:
-            return {"network": r["network"], "scheme": "holdout", "epochs": r["holdout_epochs"],
+            return {"network": r["network"], "scheme": "holdout", **_final_model(r),
                     "why": f"the widest network that affords {min_epochs} epochs: {r['holdout_epochs']:.1f} as one "
-                           f"holdout model, {r['fold_epochs']:.1f} as {n_folds} fold models"}
+                           f"holdout model, {r['fold_epochs']:.1f} as {n_folds} fold models; " + _final_why(r)}
     fastest = min(rows, key=lambda r: r["epoch_seconds"])
     return {"network": fastest["network"], "scheme": "folds", "epochs": fastest["fold_epochs"],
             "why": f"no network affords {min_epochs} epochs: the fastest, as {n_folds} fold models "
                    f"({fastest['fold_epochs']:.1f} epochs)"}
+
+
+def _final_model(row):
+    """A holdout's epochs, and whether a final model over every row follows it (FINAL_MIN_EPOCHS)."""
+    if row.get("final_epochs", 0.0) >= FINAL_MIN_EPOCHS:
+        return {"epochs": row["final_epochs"], "final_model": True}
+    return {"epochs": row["holdout_epochs"], "final_model": False}
+
+
+def _final_why(row):
+    final = row.get("final_epochs", 0.0)
+    if final >= FINAL_MIN_EPOCHS:
+        return (f"then a final model over every row, its test predictions submitted ({final:.1f} epochs each, at "
+                f"least {FINAL_MIN_EPOCHS})")
+    return (f"its own test predictions submitted (a final model over every row would leave each {final:.1f} epochs, "
+            f"under {FINAL_MIN_EPOCHS})")
 
 
 def close_calls(rows, n_folds, min_epochs=MIN_EPOCHS):
@@ -149,6 +173,10 @@ def close_calls(rows, n_folds, min_epochs=MIN_EPOCHS):
         for scheme, epochs in ((f"{n_folds} fold models", r["fold_epochs"]), ("one holdout model", r["holdout_epochs"])):
             if abs(epochs - min_epochs) <= CLOSE * min_epochs:
                 out.append(f"{r['network']} affords {epochs:.1f} epochs as {scheme} (threshold {min_epochs})")
+        final, holdout = r.get("final_epochs", 0.0), r["fold_epochs"] < min_epochs <= r["holdout_epochs"]
+        if holdout and abs(final - FINAL_MIN_EPOCHS) <= CLOSE * FINAL_MIN_EPOCHS:
+            out.append(f"{r['network']} affords {final:.1f} epochs as a holdout model and a final model over every "
+                       f"row (threshold {FINAL_MIN_EPOCHS})")
     for r in (r for r in rows if r.get("pretrained")):
         if abs(r["fold_epochs"] - PRETRAINED_MIN_EPOCHS) <= CLOSE * PRETRAINED_MIN_EPOCHS:
             out.append(f"{r['network']} affords {r['fold_epochs']:.1f} epochs as {n_folds} fold models "

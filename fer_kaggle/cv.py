@@ -22,17 +22,21 @@ from fer_kaggle.lock import end_with_parent
 from fer_kaggle.probe import is_probe
 from fer_kaggle.probe import views as probe_views
 from fer_kaggle.progress import Progress, job_line
+from fer_kaggle.refit import final_job
 from fer_kaggle.time_share import FEW_EPOCHS, LEDGER, TimeShare, affordable_epochs, spent_before
 from fer_kaggle.variant import check_or_write_config, variant_config
 
 
 def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jobs=1, scheduler=None,
-           threads=None, preset=None, log=None, piece_seconds=None, only_folds=None):
+           threads=None, preset=None, log=None, piece_seconds=None, only_folds=None, final_models=False):
     """Train every variant on every fold (skipping finished folds), assemble, rank.
 
     `only_folds` (fold numbers) trains those folds only: a one-fold experiment or a holdout
     scheme, assembled as a holdout variant (its OOF predicts the rows of those folds, NaN
-    elsewhere) until a run trains its other folds.
+    elsewhere) until a run trains its other folds. With `final_models`, each such variant (a
+    probe excepted) then trains a final model over every row for its holdout model's epochs
+    (fer_kaggle.refit), whose test predictions become the variant's; the time limit is shared
+    with it as with another fold job.
 
     `piece_seconds` ends this call (PieceEnded) when no further epoch fits in that many
     seconds; calling it again resumes, the time limit counting every piece's seconds.
@@ -50,7 +54,8 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
     configure_backend(threads)
     n_folds = int(folds.max()) + 1
     n_fold_train = len(comp.y_train) * (n_folds - 1) // n_folds
-    step_seconds, epoch_seconds, costs, pending = {}, {}, {}, []
+    step_seconds, epoch_seconds, costs, pending, finals = {}, {}, {}, [], []
+    wants_final = lambda v: final_models and only_folds is not None and not is_probe(v)  # noqa: E731
     for variant in variants:
         variant.model_hp = model_hp(variant.model, **variant.model_hp)
         model = variant.build(comp.spec)
@@ -60,7 +65,9 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
         todo = [k for k in range(n_folds) if not layout.fold_is_done(oof_dir / variant.name, k)
                 and (only_folds is None or k in only_folds)]
         pending += [(variant, k) for k in todo]
-        if todo:  # seconds of one fold job at its full epochs, from a short measured fit
+        if wants_final(variant) and not layout.fold_is_done(oof_dir / variant.name, layout.FINAL):
+            finals.append(variant)
+        if todo or variant in finals:  # seconds of one fold job at its full epochs, from a short measured fit
             build = lambda v=variant: v.build(comp.spec)  # noqa: E731
             bs = variant.train["batch_size"]
             step = measure_step_seconds(build, variant.train) if time_limit else max(flops, 1) * 3e-9 * bs
@@ -73,6 +80,8 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
                 if is_probe(variant):  # a forward pass (~1/3 step) of every image and view, shared by the folds
                     images = (len(comp.y_train) + len(comp.test_ids)) * probe_views(variant.train, comp.spec)
                     costs[(variant.name, k)] = step * images / bs / 3 / n_folds
+            if variant in finals:  # the holdout's epochs over every row
+                costs[(variant.name, layout.FINAL)] = step * max(1, len(comp.y_train) // bs) * variant.train["epochs"]
     left = None if time_limit is None else time_limit - spent - (time.perf_counter() - started)
     progress = Progress(sum(costs.values()), left)
     log = log or progress.line
@@ -102,12 +111,21 @@ def run_cv(comp, folds, folds_meta, variants, oof_dir="oof", time_limit=None, jo
     elif pending:
         _run_parallel(pending, step_seconds if time_limit else {}, epoch_seconds, share, comp, folds, oof_dir, jobs,
                       scheduler, threads, stop_at)
+    for variant in finals:  # after its holdout model, whose epochs it trains
+        if stop_at is not None and time.time() + epoch_seconds[variant.name] * n_folds / (n_folds - 1) > stop_at:
+            raise PieceEnded(f"{oof_dir / variant.name}: its final model goes on in the next piece")
+        progress.start_job(costs[(variant.name, layout.FINAL)])
+        images = variant.images(comp)
+        final_job(variant, oof_dir, images.x_train, comp.y_train, images.x_test, images.spec, only_folds, share,
+                  threads, log, step_seconds[variant.name] if time_limit else None, stop_at)
+        progress.job_done()
     if share:
         (oof_dir / LEDGER).unlink(missing_ok=True)  # every job is done: a later run starts afresh
 
-    for variant in variants:  # every fold asked for is done: all of them, or a holdout's (--folds)
+    for variant in variants:  # every fold asked for is done: all of them, or a holdout's (--folds), and its final model
         done = trained_folds(oof_dir / variant.name, folds)
-        if done and set(only_folds if only_folds is not None else range(n_folds)) <= set(done):
+        final_done = not wants_final(variant) or layout.fold_is_done(oof_dir / variant.name, layout.FINAL)
+        if done and set(only_folds if only_folds is not None else range(n_folds)) <= set(done) and final_done:
             finalize_variant(oof_dir / variant.name, comp, folds)
     return write_leaderboard(oof_dir, comp.spec.metric)
 

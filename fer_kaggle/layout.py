@@ -3,6 +3,7 @@ their names, so that every stage reads and writes them the same way.
 
     oof/<variant>/config.json           identity of the variant (written before training)
     oof/<variant>/fold<k>/done.json     the fold job's record, written after its other files
+    oof/<variant>/final/done.json       a holdout's final model over every row (fer_kaggle.refit), likewise
     oof/<variant>/{oof,test}.npy, metrics.json
     oof/<variant>/committed.json        written last: the sha256 of those three
 
@@ -33,6 +34,7 @@ OOF = "oof.npy"
 TEST = "test.npy"
 COMMIT = "committed.json"
 FOLD_DONE = "done.json"
+FINAL = "final"  # the job of a final model over every row, beside the fold jobs
 BLEND_PREFIX = "blend-"
 _COMMITTED_FILES = (OOF, TEST, METRICS)
 
@@ -50,7 +52,8 @@ def check_name(name, what="variant name"):
 
 
 def fold_dir(variant_dir, k):
-    return Path(variant_dir) / f"fold{k}"
+    """The folder of fold job k, or of the final model's job (k = FINAL)."""
+    return Path(variant_dir) / (FINAL if k == FINAL else f"fold{k}")
 
 
 def fold_is_done(variant_dir, k):

@@ -118,6 +118,24 @@ def test_cv_with_the_auto_preset_prints_and_trains_its_choice_and_a_rerun_keeps_
     assert limits == [50.0, 50.0]  # a resumed run's limit still counts the ladder the first run timed
 
 
+def test_an_auto_holdout_whose_shared_time_affords_a_final_model_trains_one_and_submits_it(tmp_path, monkeypatch,
+                                                                                            capsys):
+    directory = write_demo(tmp_path / "comp", "images", n_train=150, n_test=30, n_classes=4)
+    base = ["--data-dir", str(tmp_path / "data"), "--oof-dir", str(tmp_path / "oof")]
+    assert main(base + ["data", "--source", str(directory)]) == 0
+    assert main(base + ["folds", "--k", "3"]) == 0
+    rows = [{**row("cnn_tiny", 5, 2, 40), "params": 1, "step_seconds": 0.1, "predict_seconds": 1.0,
+             "final_epochs": choice.FINAL_MIN_EPOCHS + 1}]
+    monkeypatch.setattr(choice, "measure_ladder", lambda *a: rows)
+    assert main(base + ["cv", "--preset", "auto", "--time-limit", "60", "--set", "epochs=1", "--set",
+                        "filters=(4,8)"]) == 0
+    out = capsys.readouterr().out
+    assert "then a final model over every row" in out and "cnn_tiny final model: 150 rows (every one)" in out
+    d = tmp_path / "oof" / "cnn_tiny"
+    assert read_json(d / "metrics.json")["final_model"]["rows"] == 150
+    assert (d / "test.npy").read_bytes() != (d / "fold0" / "test.npy").read_bytes()
+
+
 class Seconds:
     """A clock whose every reading is `step` seconds after the last."""
 

@@ -95,7 +95,8 @@ def trained(base, tmp_path_factory):
 
 def same_predictions(a, b, name="cnn_tiny"):
     for part in (layout.OOF, layout.TEST):
-        assert np.array_equal(np.load(Path(a) / "oof" / name / part), np.load(Path(b) / "oof" / name / part)), part
+        assert np.array_equal(np.load(Path(a) / "oof" / name / part), np.load(Path(b) / "oof" / name / part),
+                              equal_nan=True), part  # a holdout's OOF is NaN outside its rows
 
 
 def test_cv_killed_at_many_points_resumes_to_the_uninterrupted_result(trained, tmp_path):
@@ -203,6 +204,20 @@ def test_distill_killed_resumes_to_the_uninterrupted_student(trained, tmp_path):
     args = ("distill", "--teacher", "cnn_tiny", "--student", "cnn_tiny", "--speed-images", "40", "--threads", "1")
     for ref, work in killed_and_resumed(trained[0], tmp_path, args):
         same_predictions(work, ref, "cnn_tiny+kd")
+
+
+def test_a_holdout_s_final_model_killed_resumes_to_the_uninterrupted_submission(base, tmp_path):
+    args = (*CV, "--folds", "0", "--final-model")
+    ref = clone(base, tmp_path / "ref")
+    points = commit_points(ref, *args)
+    inside = [i + 1 for i, line in enumerate(points) if "/final/" in line]  # the final model's own commit points
+    assert len(inside) >= 4  # its checkpoints, test predictions, model and record
+    for point in (inside[0], inside[len(inside) // 2], inside[-1]):
+        work = clone(base, tmp_path / f"k{point}")
+        killed(work, point, *args)
+        ok(fer(work, *args))
+        same_predictions(work, ref)
+        assert layout.read_fold_done(work / "oof" / "cnn_tiny", layout.FINAL)["rows"] == 300
 
 
 def test_tune_killed_resumes_and_exports_checked_variants(base, tmp_path):

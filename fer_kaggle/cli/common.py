@@ -75,15 +75,17 @@ def trainer(args, comp, folds, folds_meta, preset):
             limit += f" ({choosing:.0f}s of it spent timing the ladder)"
         spec = comp.spec
         only = [int(k) for k in args.folds.split(",")] if getattr(args, "folds", None) else None
+        final = bool(only) and getattr(args, "final_model", False)
         scheme = f"{folds.max() + 1} folds" if only is None else \
-            f"fold {','.join(map(str, only))} of {folds.max() + 1} only (a holdout)"
+            f"fold {','.join(map(str, only))} of {folds.max() + 1} only (a holdout" + \
+            (", then a final model over every row: its test predictions submitted)" if final else ")")
         print(f"{args.command}: preset {preset}, {len(variants)} variants x {scheme} on "
               f"{len(comp.y_train)} images {spec.height}x{spec.width}x{spec.channels}, {spec.num_classes} classes, "
               f"metric {spec.metric} ({'demo' if comp.is_demo else comp.source}){limit}, {jobs} job(s)", flush=True)
         rows = run_cv(comp, folds, folds_meta, variants, args.oof_dir,
                       time_limit=max(1.0, time_limit - choosing) if time_limit else None, jobs=jobs,
                       scheduler=getattr(args, "scheduler", None), threads=args.threads, preset=preset,
-                      piece_seconds=piece or None, only_folds=only)
+                      piece_seconds=piece or None, only_folds=only, final_models=final)
         if only:
             _print_folds(args.oof_dir, variants, only)
         print_leaderboard(rows, only={v.name for v in variants})
@@ -106,6 +108,11 @@ def _print_folds(oof_dir, variants, folds):
                 print(f"{v.name} fold {k}: {d.get('metric', 'accuracy')} {d.get('score', d['accuracy']):.4f}, "
                       f"accuracy {d['accuracy']:.4f}, log loss {d['log_loss']:.4f}, {d['epochs']} epochs, "
                       f"{d['fit_seconds']:.0f}s fit, {d['predict_seconds']:.0f}s predict")
+        if layout.fold_is_done(Path(oof_dir) / v.name, layout.FINAL):
+            d = layout.read_fold_done(Path(oof_dir) / v.name, layout.FINAL)
+            print(f"{v.name} final model: {d['rows']} rows (every one), {d['epochs']} epochs, {d['fit_seconds']:.0f}s "
+                  f"fit, {d['predict_seconds']:.0f}s predict: the submission's test predictions (its score: the "
+                  f"holdout's above)")
 
 
 def print_leaderboard(rows, only=None):

@@ -149,6 +149,8 @@ def run_bench(args):
             print(f"  {name:6s} keeps the class: {e['keeps']}: {describe(name, evidence)}")
     if "combiner" in only:
         _print_combiner_optimism(comp)
+    if "final" in only:
+        _print_final_model(args, comp, variants[0])
     if "memory" in only:
         rss = memory.fold_job_peak_rss_bytes(args.data_dir, args.preset, variants[0].name)
         print(f"memory: one fold job of {variants[0].name} on the data in use: peak resident {rss / 2**30:.2f} GiB")
@@ -169,6 +171,25 @@ def _print_combiner_optimism(comp):
         print(f"  {method:8s} accuracy standard {r['standard'][0]:.4f} clean {r['clean'][0]:.4f} (difference "
               f"{d[:, 0].mean():+.4f} +- {err[0]:.4f}); log loss standard {r['standard'][1]:.4f} clean "
               f"{r['clean'][1]:.4f} (difference {d[:, 1].mean():+.4f} +- {err[1]:.4f})")
+
+
+def _print_final_model(args, comp, variant):
+    from fer_kaggle.bench.final_model import STAND_IN_FOLDS, compare
+    from fer_kaggle.training import configure_backend
+
+    configure_backend(args.threads)
+    images, k = variant.images(comp), args.ladder_folds
+    epochs = [int(e) for e in args.final_epochs.split(",")]
+    print(f"final model: {variant.name} (preset {args.preset}), 1/{STAND_IN_FOLDS} of the training rows standing in for "
+          f"the test set; at equal time, one holdout model of E epochs against a holdout model and a final model over "
+          f"every row of E' = E x {k - 1}/{2 * k - 1} epochs each:", flush=True)
+    r = compare(variant, images.x_train, comp.y_train, images.spec, epochs, k, log=lambda m: print(m, flush=True))
+    for arms in r["results"]:
+        h, s, f = arms["holdout"], arms["short holdout"], arms["final"]
+        print(f"  E={h['epochs']:3d}: holdout's own submission {h['stand_in']:.4f} ({h['seconds']:.0f}s; held out "
+              f"{h['held_out']:.4f}) | E'={f['epochs']}: final model's {f['stand_in']:.4f} (with its holdout model "
+              f"{s['seconds'] + f['seconds']:.0f}s; that holdout's own {s['stand_in']:.4f}, held out {s['held_out']:.4f})"
+              f" | final minus holdout {f['stand_in'] - h['stand_in']:+.4f} on {r['stand_in_rows']} stand-in rows")
 
 
 def _print_ladder(args, comp, variants):
@@ -197,8 +218,11 @@ def bench_arguments(p):
     p.add_argument("--source", help="the competition to read and time (default: the one in use)")
     p.add_argument("--repeats", type=int, default=3, help="best of N runs of each reader (default 3)")
     p.add_argument("--only", help="comma-separated: parse, training, ladder, blend, memory (default: all), symmetry, "
-                                  "combiner")
-    p.add_argument("--ladder-folds", type=int, default=5, help="the K of the ladder's K fold models (default 5)")
+                                  "combiner, final")
+    p.add_argument("--ladder-folds", type=int, default=5, help="the K of the ladder's K fold models (default 5; also "
+                                                              "the holdout's K in --only final)")
+    p.add_argument("--final-epochs", default="15,36", metavar="E[,E]",
+                   help="--only final: the holdout model's epochs at which to compare (default 15,36)")
     p.add_argument("--preset", default="cpu", help="whose variants and settings to time (default cpu)")
     p.add_argument("--variants", help="comma-separated variants (default: the preset's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -23,7 +23,8 @@ def run_cv(args):
 
 def _choose(args, comp, folds, folds_meta, preset, settings):
     """The ladder's choice for this competition and machine (kept in oof/choice.json), printed;
-    sets args.folds to fold 0 for a holdout, unless --folds is given."""
+    sets args.folds to fold 0 for a holdout, unless --folds is given (and args.final_model where the
+    choice adds a final model over every row)."""
     from fer_kaggle import choice
     from fer_kaggle.cli.common import describe_choice, print_ladder
 
@@ -38,6 +39,7 @@ def _choose(args, comp, folds, folds_meta, preset, settings):
               f"{picked['why']}")
     if holdout and not args.folds:
         args.folds = "0"
+        args.final_model = args.final_model or picked.get("final_model", False)
     args.spent_choosing = picked.get("ladder_seconds", 0.0)  # inside the time limit, as the training is
     return names_
 
@@ -47,6 +49,10 @@ def cv_arguments(p):
     p.add_argument("--folds", metavar="K[,K]", help="train these folds only: a holdout variant (its OOF holds those "
                                                     "folds' rows; blend and report use them; a later run without "
                                                     "--folds trains the others)")
+    p.add_argument("--final-model", action="store_true",
+                   help="with --folds: then train one more model of the same network, epochs and schedule over every "
+                        "row; its test predictions are the variant's (the submission's); its score stays the holdout "
+                        "model's (auto chooses this by its rule)")
     p.add_argument("--scheduler", help="a Dask scheduler address (tcp://HOST:PORT) to run the fold jobs on")
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic, layout, metrics
-from fer_kaggle.variant import split_rows
 from fer_kaggle.fold_inputs import INPUTS, FoldInputs, one_hot, write_inputs
+from fer_kaggle.refit import fit_for_epochs, look_rows
+from fer_kaggle.variant import split_rows
 
 SUMMARY = "distill.json"
-FINAL = "final"
 
 
 def soften(probs, temperature):
@@ -63,27 +63,24 @@ def write_fold_inputs(teacher, comp, folds, variant_dir, alpha, temperature, tes
 def train_final(variant, teacher, comp, oof_dir, alpha, temperature, epochs, test_images=True, log=print):
     """One student on every training row (and the test images): `oof/<variant>/final/model.keras`.
     Resumable; trains `epochs` epochs (what its folds trained), no validation rows left to it."""
-    from fer_kaggle import training
     from fer_kaggle.shipped import save_model
 
-    final_dir = Path(oof_dir) / variant.name / FINAL
+    final_dir = layout.fold_dir(Path(oof_dir) / variant.name, layout.FINAL)
     path = final_dir / "model.keras"
     if path.exists():
         return path
     rows = np.arange(len(comp.y_train))
     inputs = student_inputs(rows, comp.y_train, teacher.oof(), teacher.test(), alpha, temperature, test_images)
     x, y, w = inputs.arrays(comp.x_train, comp.x_test)
-    cfg = {**variant.train, "epochs": int(epochs)}
-    sample = rows[:: max(1, len(rows) // 512)]  # a look at the training fit; chooses nothing (select=last)
+    look = look_rows(len(rows))
 
     def on_epoch(state):
         h = state.history[-1]
         log(f"distill: final student epoch {h['epoch']}/{state.planned_epochs}: loss {h['loss']:.4f} "
             f"({h['seconds']:.0f}s)")
 
-    model, state = training.fit(lambda: variant.build(comp.spec), x, y, comp.x_train[sample], comp.y_train[sample],
-                                {**cfg, "select": "last", "early_stopping_patience": 0}, final_dir,
-                                comp.spec.num_classes, on_epoch=on_epoch, sample_weight=w)
+    model, state = fit_for_epochs(variant, x, y, comp.x_train[look], comp.y_train[look], comp.spec, final_dir, epochs,
+                                  sample_weight=w, on_epoch=on_epoch)
     save_model(model, path, comp.spec)
     for leftover in [state.checkpoint, state.best_weights, "state.json"]:
         if leftover and (final_dir / leftover).exists():
