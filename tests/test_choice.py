@@ -125,7 +125,7 @@ def test_an_auto_holdout_whose_shared_time_affords_a_final_model_trains_one_and_
     assert main(base + ["data", "--source", str(directory)]) == 0
     assert main(base + ["folds", "--k", "3"]) == 0
     rows = [{**row("cnn_tiny", 5, 2, 40), "params": 1, "step_seconds": 0.1, "predict_seconds": 1.0,
-             "final_epochs": choice.FINAL_MIN_EPOCHS + 1}]
+             "final_epochs": 1.5, "max_epochs": 1}]  # both models afford the 1 epoch each may train
     monkeypatch.setattr(choice, "measure_ladder", lambda *a: rows)
     assert main(base + ["cv", "--preset", "auto", "--time-limit", "60", "--set", "epochs=1", "--set",
                         "filters=(4,8)"]) == 0

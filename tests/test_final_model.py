@@ -78,20 +78,21 @@ def test_the_final_model_takes_its_share_of_the_time_limit(tiny_comp):
     assert final["budget_seconds"] > holdout["budget_seconds"]  # what the holdout left goes to the final model
 
 
-def holdout_row(final):
+def holdout_row(final, most=20):
     return {"network": "wide", "flops": 9, "epoch_seconds": 2.0, "images_per_second": 500.0, "fold_epochs": 5,
-            "holdout_epochs": 30, "final_epochs": final}
+            "holdout_epochs": 50, "final_epochs": final, "max_epochs": most}
 
 
-def test_the_auto_preset_adds_a_final_model_where_the_shared_time_affords_its_epochs():
-    at, under = choice.FINAL_MIN_EPOCHS, choice.FINAL_MIN_EPOCHS - 0.5
-    picked = choice.choose([holdout_row(at)], 5)
-    assert picked["scheme"] == "holdout" and picked["final_model"] and picked["epochs"] == at
+def test_the_auto_preset_adds_a_final_model_only_where_it_costs_the_holdout_none_of_its_epochs():
+    picked = choice.choose([holdout_row(22.2)], 5)  # both models afford all 20 epochs the settings allow
+    assert picked["scheme"] == "holdout" and picked["final_model"] and picked["epochs"] == 20
     assert "then a final model over every row" in picked["why"]
-    picked = choice.choose([holdout_row(under)], 5)
-    assert picked["scheme"] == "holdout" and not picked["final_model"] and picked["epochs"] == 30
-    assert f"{under:.1f} epochs, under" in picked["why"]
-    folds = choice.choose([{**holdout_row(at), "fold_epochs": 20}], 5)
+    picked = choice.choose([holdout_row(19.5)], 5)  # the final model would cut the holdout's epochs
+    assert picked["scheme"] == "holdout" and not picked["final_model"] and picked["epochs"] == 50
+    assert "cut both to 19.5 epochs, under the 20" in picked["why"]
+    assert any("final model" in c for c in choice.close_calls([holdout_row(19.5)], 5))
+    assert not choice.close_calls([holdout_row(10.0)], 5)
+    folds = choice.choose([{**holdout_row(22.2), "fold_epochs": 20}], 5)
     assert folds["scheme"] == "folds" and "final_model" not in folds
 
 
@@ -104,7 +105,7 @@ def test_the_ladder_s_final_epochs_fit_a_holdout_and_a_final_model_in_the_limit(
     for r in choice.measure_ladder(comp.spec, 300, 40, k, cfg, limit, ("cnn_tiny",)):
         final_epoch = r["epoch_seconds"] * k / (k - 1)  # every row: k/(k-1) of a fold job's rows
         used = r["final_epochs"] * (r["epoch_seconds"] + final_epoch) + 2 * r["predict_seconds"]
-        assert used == pytest.approx(limit)
+        assert used == pytest.approx(limit) and r["max_epochs"] == cfg["epochs"]
 
 
 def test_the_benchmark_s_arms_share_time_and_never_train_on_the_stand_in_rows(tiny_comp):
