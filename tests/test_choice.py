@@ -130,6 +130,7 @@ def test_an_auto_holdout_whose_shared_time_affords_a_final_model_trains_one_and_
     assert main(base + ["cv", "--preset", "auto", "--time-limit", "60", "--set", "epochs=1", "--set",
                         "filters=(4,8)"]) == 0
     out = capsys.readouterr().out
+    assert "chose cnn_tiny as one holdout model (fold 0) and a final model over every row" in out
     assert "then a final model over every row" in out and "cnn_tiny final model: 150 rows (every one)" in out
     d = tmp_path / "oof" / "cnn_tiny"
     assert read_json(d / "metrics.json")["final_model"]["rows"] == 150

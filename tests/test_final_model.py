@@ -78,6 +78,21 @@ def test_the_final_model_takes_its_share_of_the_time_limit(tiny_comp):
     assert final["budget_seconds"] > holdout["budget_seconds"]  # what the holdout left goes to the final model
 
 
+def test_a_final_model_without_a_holdout_is_refused_in_one_line(tmp_path, capsys):
+    from fer_kaggle.cli import main
+    from fer_kaggle.data.synthetic import write_demo
+
+    directory = write_demo(tmp_path / "comp", "images", n_train=60, n_test=10, n_classes=3)
+    base = ["--data-dir", str(tmp_path / "data"), "--oof-dir", str(tmp_path / "oof")]
+    assert main(base + ["data", "--source", str(directory)]) == 0
+    assert main(base + ["folds", "--k", "3"]) == 0
+    capsys.readouterr()
+    assert main(base + ["cv", "--preset", "smoke", "--final-model"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--final-model follows a holdout: give --folds too" in err[0]
+    assert not any(p.is_dir() for p in (tmp_path / "oof").iterdir())  # nothing trained
+
+
 def holdout_row(final, most=20):
     return {"network": "wide", "flops": 9, "epoch_seconds": 2.0, "images_per_second": 500.0, "fold_epochs": 5,
             "holdout_epochs": 50, "final_epochs": final, "max_epochs": most}

@@ -152,5 +152,7 @@ def print_ladder(rows, chosen, k):
 
 def describe_choice(chosen, k):
     scheme = "one holdout model (fold 0)" if chosen["scheme"] == "holdout" else f"{k} fold models"
+    if chosen.get("final_model"):
+        scheme += " and a final model over every row"
     beside = f", with {', '.join(chosen['with'])}" if chosen.get("with") else ""
     return f"{chosen['network']} as {scheme}{beside}"

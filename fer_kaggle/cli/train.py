@@ -17,6 +17,8 @@ def run_cv(args):
     chosen = names(args.variants)
     if "ladder" in presets.PRESETS[preset] and not chosen:
         chosen = _choose(args, comp, folds, folds_meta, preset, settings)
+    if args.final_model and not args.folds:
+        raise ConfigError("--final-model follows a holdout: give --folds too (e.g. --folds 0)")
     variants = presets.resolve(preset, chosen, settings, args.tag, args.tuning_dir, spec=comp.spec)
     trainer(args, comp, folds, folds_meta, preset)(variants)
 
