@@ -112,9 +112,7 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
         "budget_seconds": None if budget is None else round(budget, 1),
     }
     atomic.write_json(fold_dir / layout.FOLD_DONE, done)
-    for leftover in [state.checkpoint, state.best_weights, "state.json"]:
-        if leftover and (fold_dir / leftover).exists():
-            (fold_dir / leftover).unlink()
+    training.discard_resume_state(state, fold_dir)
     metric = "" if spec.metric in ("accuracy", "log_loss") else f"{spec.metric} {done['score']:.4f} "
     log(f"{variant.name} fold {k + 1}/{n_folds} done: {metric}accuracy {done['accuracy']:.4f} "
         f"log loss {done['log_loss']:.4f} "

@@ -89,9 +89,7 @@ def final_job(variant, oof_dir, x, y, x_test, spec, holdout_folds, time_share=No
                 "fit_seconds": round(fit_seconds, 2), "predict_seconds": round(predict_seconds, 2),
                 "budget_seconds": None if budget is None else round(budget, 1)}
         atomic.write_json(final_dir / layout.FOLD_DONE, done)
-        for leftover in [state.checkpoint, state.best_weights, "state.json"]:
-            if leftover and (final_dir / leftover).exists():
-                (final_dir / leftover).unlink()
+        training.discard_resume_state(state, final_dir)
         log(f"{variant.name} final model done: {len(y)} rows, {state.epoch} epochs (the holdout's {epochs}), "
             f"{fit_seconds:.0f}s fit, {predict_seconds:.0f}s predict: its test predictions are the variant's")
         return done

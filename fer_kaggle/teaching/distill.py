@@ -63,6 +63,7 @@ def write_fold_inputs(teacher, comp, folds, variant_dir, alpha, temperature, tes
 def train_final(variant, teacher, comp, oof_dir, alpha, temperature, epochs, test_images=True, log=print):
     """One student on every training row (and the test images): `oof/<variant>/final/model.keras`.
     Resumable; trains `epochs` epochs (what its folds trained), no validation rows left to it."""
+    from fer_kaggle import training
     from fer_kaggle.shipped import save_model
 
     final_dir = layout.fold_dir(Path(oof_dir) / variant.name, layout.FINAL)
@@ -82,9 +83,7 @@ def train_final(variant, teacher, comp, oof_dir, alpha, temperature, epochs, tes
     model, state = fit_for_epochs(variant, x, y, comp.x_train[look], comp.y_train[look], comp.spec, final_dir, epochs,
                                   sample_weight=w, on_epoch=on_epoch)
     save_model(model, path, comp.spec)
-    for leftover in [state.checkpoint, state.best_weights, "state.json"]:
-        if leftover and (final_dir / leftover).exists():
-            (final_dir / leftover).unlink()
+    training.discard_resume_state(state, final_dir)
     return path
 
 

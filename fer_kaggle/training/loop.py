@@ -439,6 +439,14 @@ def _load_averages(model):
     return model.statistics_average.swap_in()
 
 
+def discard_resume_state(state, workdir):
+    """Remove what resuming a finished fit needed (its checkpoint, best weights and state.json),
+    once the model it made is saved: the folder keeps the results only."""
+    for leftover in [state.checkpoint, state.best_weights, "state.json"]:
+        if leftover and (Path(workdir) / leftover).exists():
+            (Path(workdir) / leftover).unlink()
+
+
 def history_csv(history):
     if not history:
         return ""
