@@ -10,7 +10,11 @@ predictions) only where that costs the holdout model none of its epochs: where t
 by the two still affords each the most epochs the settings allow (`epochs`). Before the
 ladder, a pretrained network timed the same way at its own side and batch: where fine-tuning
 it affords PRETRAINED_MIN_EPOCHS epochs of each of K fold models, it is chosen, with the linear
-probes trained beside it (their features' seconds kept out of its limit).
+probes trained beside it (their features' seconds kept out of its limit). Where the scratch rule
+chooses one holdout model (tens of thousands of images), the pretrained network at smaller sides
+is timed too, largest first: the first that affords PRETRAINED_HOLDOUT_EPOCHS as one holdout
+model is fine-tuned instead, where a quick probe of its frozen features on rows outside the
+holdout says ImageNet's features suit the images (kappa at least GATE_KAPPA).
 
 The choice is kept in `oof/choice.json` with what it was made for (the competition, its
 folds, the preset, the time limit, the ladder): a run resumed on this machine or another
@@ -32,6 +36,15 @@ MIN_EPOCHS = 15
 # A pretrained network fine-tuned as K fold models where it affords this many epochs of each: ImageNet's
 # weights start it near its end (clothing, fold 0: 0.785 held out after its first epoch, BENCHMARKS.md).
 PRETRAINED_MIN_EPOCHS = 5
+# Where the scratch ladder's choice is one holdout model (tens of thousands of images), a pretrained network
+# at a smaller side (fer_kaggle.presets.SMALL_SIDES, largest first) that affords PRETRAINED_HOLDOUT_EPOCHS
+# epochs as one holdout model is fine-tuned instead, where a quick linear probe of its frozen features
+# (fer_kaggle.probe.quick_probe, on training rows outside the holdout) scores a kappa of at least
+# GATE_KAPPA: ImageNet's features suit the images. The quick probes (5,000 rows outside fold 0, at 96 and
+# 160 pixels): CIFAR-10 0.71 and 0.73, clothing 0.73 and 0.75, FER2013's faces 0.32 and 0.33. CIFAR-10 at
+# 96: 3 epochs of fine-tuning 0.8952 held out, training accuracy 0.89, still rising (BENCHMARKS.md).
+PRETRAINED_HOLDOUT_EPOCHS = 8
+GATE_KAPPA = 0.5
 # Timing that holds under a real machine's noise: SAMPLES timed calls a network (after its warm-up),
 # their median; a network whose samples spread (interquartile range) over SPREAD of their median,
 # or whose time disagrees with its FLOPs beside its neighbours (more work in less time, or time
@@ -45,14 +58,19 @@ CLOSE = 0.10  # a choice whose deciding epochs are within 10% of the threshold i
 # 0.6482; BENCHMARKS.md, "A holdout's submission: its own model or a final model over every row?").
 
 
-def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names, pretrained=(), probes=()):
+def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names, pretrained=(), probes=(),
+                   smaller=(), quick_probe=None):
     """One row per network: parameters, FLOPs an image, measured seconds of a step and of an
     epoch of a fold job's rows (validation's share included), seconds of one model's TTA
     prediction of its held-out rows and the test set, and the epochs `time_limit` affords K
     fold models and one holdout model. `pretrained`: variants (fer_kaggle.variant.Variant) to
     fine-tune, timed with their own training settings and image size, the time of `probes`
     (linear-probe variants trained beside them: one forward pass of every image and view)
-    kept out of their limit."""
+    kept out of their limit. `smaller`: pretrained variants at smaller sides, largest first,
+    timed only where neither a pretrained network's fold models nor a scratch network's fold
+    models afford their epochs, until one affords PRETRAINED_HOLDOUT_EPOCHS as a holdout model;
+    `quick_probe(variant)` (fer_kaggle.probe.quick_probe on rows outside the holdout) then
+    measures how well its frozen features separate the classes."""
     from fer_kaggle.variant import Variant
     from fer_kaggle.probe import views
 
@@ -74,6 +92,15 @@ def measure_ladder(spec, n_train, n_test, n_folds, train_cfg, time_limit, names,
         row = _row(variant, spec, n_train, n_test, n_folds, max(0.0, time_limit - probe_seconds))
         rows.append({**row, "pretrained": True, "probes": [p.name for p in probes],
                      "probe_seconds": probe_seconds})
+    if choose(rows, n_folds)["scheme"] == "folds":
+        return rows  # fold models win over a holdout: the smaller sides train only as one holdout model
+    for variant in smaller:
+        row = {**_row(variant, spec, n_train, n_test, n_folds, time_limit), "pretrained": True, "smaller": True}
+        rows.append(row)
+        if row["holdout_epochs"] >= PRETRAINED_HOLDOUT_EPOCHS:
+            if quick_probe is not None:
+                row["quick_probe"] = quick_probe(variant)
+            break
     return rows
 
 
@@ -127,15 +154,36 @@ def _row(variant, spec, n_train, n_test, n_folds, time_limit, earlier=()):
 def choose(rows, n_folds, min_epochs=MIN_EPOCHS):
     """{network, scheme ('folds' or 'holdout'), epochs, why, with (variants trained beside
     it)} by the rules above: a pretrained network that affords PRETRAINED_MIN_EPOCHS as K fold
-    models first, with its linear probes; else the scratch ladder's rule, the fastest network
-    as K fold models where none affords `min_epochs`."""
-    for r in sorted([r for r in rows if r.get("pretrained")], key=lambda r: -r["flops"]):
+    models first, with its linear probes; else the scratch ladder's rule (the fastest network
+    as K fold models where none affords `min_epochs`), whose holdout model a smaller side's
+    pretrained network replaces where it affords its epochs and its quick probe suits."""
+    for r in sorted([r for r in rows if r.get("pretrained") and not r.get("smaller")], key=lambda r: -r["flops"]):
         if r["fold_epochs"] >= PRETRAINED_MIN_EPOCHS:
             return {"network": r["network"], "scheme": "folds", "epochs": r["fold_epochs"], "with": r["probes"],
                     "why": f"a pretrained network that affords {PRETRAINED_MIN_EPOCHS} epochs of fine-tuning as "
                            f"{n_folds} fold models ({r['fold_epochs']:.1f}), beside its linear probe "
                            f"({r['probe_seconds']:.0f}s of features)"}
-    rows = [r for r in rows if not r.get("pretrained")]
+    scratch = _scratch_choice([r for r in rows if not r.get("pretrained")], n_folds, min_epochs)
+    if scratch["scheme"] != "holdout":
+        return scratch
+    for r in (r for r in rows if r.get("smaller") and r["holdout_epochs"] >= PRETRAINED_HOLDOUT_EPOCHS):
+        probe = r.get("quick_probe")
+        if probe is None:
+            break
+        seen = (f"{r['network']} (pretrained) affords {r['holdout_epochs']:.1f} epochs as one holdout model; its "
+                f"frozen features' quick probe on {probe['rows']} training rows outside the holdout scored kappa "
+                f"{probe['kappa']:.2f} (accuracy {probe['accuracy']:.3f})")
+        if probe["kappa"] < GATE_KAPPA:
+            return {**scratch, "why": f"{scratch['why']}; {seen}, under the {GATE_KAPPA} that says ImageNet's "
+                                      f"features suit these images"}
+        return {"network": r["network"], "scheme": "holdout", **_final_model(r),
+                "why": f"no network affords {min_epochs} epochs as {n_folds} fold models; {seen}, over the "
+                       f"{GATE_KAPPA} that says ImageNet's features suit these images, so fine-tuned rather than "
+                       f"{scratch['network']} from scratch; " + _final_why(r)}
+    return scratch
+
+
+def _scratch_choice(rows, n_folds, min_epochs):
     for r in sorted(rows, key=lambda r: -r["flops"]):
         if r["fold_epochs"] >= min_epochs:
             return {"network": r["network"], "scheme": "folds", "epochs": r["fold_epochs"],
@@ -186,7 +234,14 @@ def close_calls(rows, n_folds, min_epochs=MIN_EPOCHS):
         if holdout and abs(final - most) <= CLOSE * most:
             out.append(f"{r['network']} affords {final:.1f} epochs as a holdout model and a final model over every "
                        f"row (threshold: the {most} it may train)")
-    for r in (r for r in rows if r.get("pretrained")):
+    for r in (r for r in rows if r.get("smaller")):
+        if abs(r["holdout_epochs"] - PRETRAINED_HOLDOUT_EPOCHS) <= CLOSE * PRETRAINED_HOLDOUT_EPOCHS:
+            out.append(f"{r['network']} affords {r['holdout_epochs']:.1f} epochs as one holdout model "
+                       f"(threshold {PRETRAINED_HOLDOUT_EPOCHS})")
+        if "quick_probe" in r and abs(r["quick_probe"]["kappa"] - GATE_KAPPA) <= CLOSE:
+            out.append(f"{r['network']}'s quick probe scored kappa {r['quick_probe']['kappa']:.2f} "
+                       f"(threshold {GATE_KAPPA})")
+    for r in (r for r in rows if r.get("pretrained") and not r.get("smaller")):
         if abs(r["fold_epochs"] - PRETRAINED_MIN_EPOCHS) <= CLOSE * PRETRAINED_MIN_EPOCHS:
             out.append(f"{r['network']} affords {r['fold_epochs']:.1f} epochs as {n_folds} fold models "
                        f"(threshold {PRETRAINED_MIN_EPOCHS})")
@@ -227,16 +282,21 @@ def ladder_choice(preset, comp, folds, folds_meta, oof_dir, settings=None, time_
     spec, k = presets.PRESETS[preset], int(folds.max()) + 1
     limit = time_limit if time_limit is not None else spec["time_limit"]
     train = presets.resolve(preset, None, settings, spec=comp.spec)[0].train
-    pretrained, probes = presets.pretrained_rungs(preset, settings, comp.spec)
+    pretrained, probes, smaller = presets.pretrained_rungs(preset, settings, comp.spec)
     made_for = {"preset": preset, "folds": {key: folds_meta[key] for key in FOLD_KEYS}, "time_limit": limit,
                 "ladder": list(spec["ladder"]), "train": train,
-                "pretrained": {v.name: v.train for v in pretrained + probes}}
+                "pretrained": {v.name: v.train for v in pretrained + probes + smaller}}
+
+    def quick_probe(variant):  # on rows outside fold 0, the holdout: its score never sees its own labels
+        from fer_kaggle.probe import quick_probe
+
+        return quick_probe(variant, comp.spec, comp.x_train, comp.y_train, np.flatnonzero(folds != 0))
 
     def measure():
         configure_backend(threads)
         log(f"cv: preset {preset} times its ladder on this machine ({len(spec['ladder']) + len(pretrained)} networks)")
         return measure_ladder(comp.spec, len(comp.y_train), len(comp.test_ids), k, train, limit or 3450,
-                              spec["ladder"], pretrained, probes)
+                              spec["ladder"], pretrained, probes, smaller, quick_probe)
 
     picked, rows = chosen(oof_dir, made_for, measure, k)
     return list(picked.get("with", [])) + [picked["network"]], picked["scheme"] == "holdout", picked, rows

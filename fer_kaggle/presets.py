@@ -54,9 +54,23 @@ _AUTO_TRAIN = {**_CPU_TRAIN, "optimizer": "sgd", "momentum": 0.85, "learning_rat
 _FINETUNE = {"recipe": "fit", "optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 0.05, "momentum": 0.9,
              "batch_size": 32, "label_smoothing": 0.1, "warmup": 0.1, "shift": 0.1, "zoom": 0.1, "rotation": 0.0,
              "erasing": 0.0, "whiten": False, "tta": "flip", "epochs": 20, "val_every": 0}
-PRETRAINED = {f"lite{i}_{recipe}": (f"efficientnet_lite{i}", settings)
+PRETRAINED = {f"lite{i}_{recipe}": (f"efficientnet_lite{i}", settings, {})
               for i in range(3) for recipe, settings in (("probe", {"recipe": "probe", "tta": "flip", "batch_size": 32}),
                                                           ("finetune", _FINETUNE))}
+# Fine-tuning at a smaller side where the time does not afford the backbone's own (tens of thousands of
+# images): `lite0_finetune96` sees 96x96. The batch grows as the side shrinks, a step's pixels kept near
+# those of 32 images at 224 (at most 128 images), and the rate with the batch's square root: on CIFAR-10
+# at 96, batch 128 trained 1.5-1.7 times the images a second of batch 32 (BENCHMARKS.md).
+SMALL_SIDES = (160, 128, 96)
+
+
+def _small_side(side):
+    batch = int(min(128, 32 * round((224 / side) ** 2)))
+    return {**_FINETUNE, "batch_size": batch, "learning_rate": 1e-3 * (batch / 32) ** 0.5}
+
+
+PRETRAINED.update({f"lite{i}_finetune{side}": (f"efficientnet_lite{i}", _small_side(side), {"image_size": side})
+                   for i in range(3) for side in SMALL_SIDES})
 
 # The networks a preset with a ladder chooses from, fastest first (BENCHMARKS.md, CIFAR-10 ladder); the
 # pretrained networks timed beside them (chosen first where they afford their epochs, fer_kaggle/choice.py);
@@ -64,6 +78,7 @@ PRETRAINED = {f"lite{i}_{recipe}": (f"efficientnet_lite{i}", settings)
 LADDER = ("vgg_fast16", "pool_first16", "pool_first32", "pool_first48", "pool_first64")
 PRETRAINED_RUNGS = ("lite0_finetune",)
 PROBES = ("lite0_probe",)
+SMALLER = tuple(f"lite0_finetune{side}" for side in SMALL_SIDES)
 
 PRESETS = {
     "smoke": {
@@ -89,6 +104,7 @@ PRESETS = {
         "ladder": LADDER,
         "pretrained": PRETRAINED_RUNGS,
         "probes": PROBES,
+        "smaller": SMALLER,
         "train": _AUTO_TRAIN,
         "time_limit": 3450,
         "jobs": 1,
@@ -153,11 +169,12 @@ def resolve(preset, variants=None, settings=None, tag=None, tuning_dir="tuning",
                                    model_hp={**v["model_hp"], **model_settings}, train=cfg, selected_on=chosen_on))
             continue
         model, cfg = name, train_cfg
+        hp = {}
         if name in PRETRAINED:
-            model, recipe = PRETRAINED[name]
+            model, recipe, hp = PRETRAINED[name]
             cfg = resolve_config(**follow_symmetries({**preset_spec["train"], **recipe, **train_settings}, spec,
                                                      train_settings))
-        out.append(Variant(name=f"{name}-{tag}" if tag else name, model=model, model_hp=dict(model_settings),
+        out.append(Variant(name=f"{name}-{tag}" if tag else name, model=model, model_hp={**hp, **model_settings},
                            train=dict(cfg)))
     for variant in out:  # a name is a folder of oof/: never a path out of it
         check_name(variant.name, "--tag" if tag and variant.name.endswith(f"-{tag}") else "variant name")
@@ -166,12 +183,13 @@ def resolve(preset, variants=None, settings=None, tag=None, tuning_dir="tuning",
 
 def pretrained_rungs(preset, settings, spec):
     """(the pretrained variants to time beside the ladder, the probes to train beside a pretrained
-    choice) of `preset` (a preset without a ladder: the auto preset's), with the training settings
-    among `settings` (model settings are the ladder networks')."""
+    choice, the pretrained variants at smaller sides, largest first) of `preset` (a preset without a
+    ladder: the auto preset's), with the training settings among `settings` (model settings are the
+    ladder networks')."""
     preset_spec = PRESETS[preset]
     training = {key: value for key, value in (settings or {}).items() if key in DEFAULTS}
-    rungs = resolve(preset, preset_spec.get("pretrained", PRETRAINED_RUNGS), training, spec=spec)
-    return rungs, resolve(preset, preset_spec.get("probes", PROBES), training, spec=spec)
+    return tuple(resolve(preset, preset_spec.get(key, default), training, spec=spec)
+                 for key, default in (("pretrained", PRETRAINED_RUNGS), ("probes", PROBES), ("smaller", SMALLER)))
 
 
 def parse_settings(pairs):

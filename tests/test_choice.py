@@ -1,6 +1,7 @@
 """A preset with a ladder (`auto`) chooses its network and fold scheme from step times
 measured on the spot, by one rule, keeps the choice for a resumed run, and trains it."""
 
+import numpy as np
 import pytest
 
 from fer_kaggle import choice
@@ -36,6 +37,81 @@ def test_a_pretrained_network_that_affords_its_epochs_as_fold_models_comes_first
     for rows in (scratch + [short], scratch):
         picked = choice.choose(rows, 5)
         assert (picked["network"], picked["scheme"]) == ("wide", "folds") and "with" not in picked
+
+
+def smaller(network, holdout_epochs, kappa=None):
+    r = {**row(network, 300, holdout_epochs / 5, holdout_epochs), "pretrained": True, "smaller": True}
+    return r if kappa is None else {**r, "quick_probe": {"rows": 5000, "accuracy": 0.8, "kappa": kappa}}
+
+
+def test_a_pretrained_network_at_a_smaller_side_replaces_a_scratch_holdout_where_its_features_suit_the_images():
+    scratch = [row("small", 1, 10, 50), row("wide", 9, 3, 16)]  # scratch: wide as one holdout model
+    e = choice.PRETRAINED_HOLDOUT_EPOCHS
+    suits = choice.choose(scratch + [smaller("lite0_finetune128", e - 1), smaller("lite0_finetune96", e + 3, 0.7)], 5)
+    assert (suits["network"], suits["scheme"]) == ("lite0_finetune96", "holdout")
+    assert suits["epochs"] == e + 3 and "kappa 0.70" in suits["why"] and "rather than wide" in suits["why"]
+    unsuited = choice.choose(scratch + [smaller("lite0_finetune96", e + 3, choice.GATE_KAPPA - 0.01)], 5)
+    assert (unsuited["network"], unsuited["scheme"]) == ("wide", "holdout") and "kappa 0.49" in unsuited["why"]
+    unprobed = choice.choose(scratch + [smaller("lite0_finetune96", e + 3)], 5)  # no quick probe: no evidence
+    assert unprobed["network"] == "wide"
+    folds = [row("small", 1, 20, 100)]  # scratch fold models win over any holdout
+    assert choice.choose(folds + [smaller("lite0_finetune96", e + 3, 0.9)], 5)["network"] == "small"
+
+
+def test_the_ladder_times_smaller_sides_only_for_a_holdout_and_probes_the_first_that_affords_its_epochs(monkeypatch):
+    from types import SimpleNamespace
+
+    import fer_kaggle.models
+    from fer_kaggle import training
+
+    steps = {"small": 0.01, "wide": 0.05, "side160": 0.8, "side128": 0.4, "side96": 0.05}
+    timed, probed = [], []
+
+    def fake_timed_step(variant, spec, samples=choice.SAMPLES):
+        timed.append(variant.name)
+        return SimpleNamespace(count_params=lambda: 10, name=variant.name), [steps[variant.name]] * 5
+
+    monkeypatch.setattr(choice, "_timed_step", fake_timed_step)
+    monkeypatch.setattr(fer_kaggle.models, "count_flops", lambda model: {"small": 1, "wide": 5}.get(model.name, 50))
+    cfg = training.resolve_config(batch_size=32, tta="none", epochs=20)
+    sides = [SimpleNamespace(name=n, train=cfg) for n in ("side160", "side128", "side96", "side64")]
+    quick = lambda v: probed.append(v.name) or {"rows": 10, "accuracy": 0.9, "kappa": 0.8}  # noqa: E731
+    # 8,000 training rows: 200 steps a fold epoch; 600 s afford wide 15 epochs only as a holdout
+    rows = choice.measure_ladder(SimpleNamespace(), 8000, 100, 5, cfg, 600.0, ("small", "wide"),
+                                 smaller=sides, quick_probe=quick)
+    holdout = {r["network"]: r["holdout_epochs"] for r in rows}
+    assert holdout["side128"] < choice.PRETRAINED_HOLDOUT_EPOCHS <= holdout["side96"]
+    assert timed == ["small", "wide", "side160", "side128", "side96"] and probed == ["side96"]  # none after it
+    assert choice.choose(rows, 5)["network"] == "side96"
+    timed.clear()
+    rows = choice.measure_ladder(SimpleNamespace(), 4000, 100, 5, cfg, 600.0, ("small", "wide"),
+                                 smaller=sides, quick_probe=quick)  # few rows: scratch fold models
+    assert timed == ["small", "wide"] and choice.choose(rows, 5)["scheme"] == "folds"
+
+
+def test_the_quick_probe_separates_what_imagenet_s_features_see_and_reads_only_the_rows_it_is_given():
+    import numpy as np
+    from types import SimpleNamespace
+
+    from fer_kaggle import presets
+    from fer_kaggle.probe import quick_probe
+
+    rng = np.random.default_rng(0)
+    n, classes = 240, 3
+    y = np.arange(n) % classes
+    colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]])  # a red, a green and a blue class
+    x = np.clip(colours[y][:, None, None, :] + rng.normal(0, 40, (n, 16, 16, 3)), 0, 255).astype(np.uint8)
+    spec = SimpleNamespace(num_classes=classes, flip=True, symmetries=None)
+    variant = presets.resolve("auto", ["lite0_finetune96"], {"image_size": 32}, spec=spec)[0]
+    rows = np.arange(0, 180)
+    seen = quick_probe(variant, spec, x, y, rows)
+    assert seen["rows"] == 180 and seen["kappa"] > 0.9
+    shuffled = y.copy()
+    shuffled[rows] = rng.permutation(y[rows])
+    assert quick_probe(variant, spec, x, shuffled, rows)["kappa"] < 0.4  # labels the pixels do not tell
+    other = y.copy()
+    other[180:] = (y[180:] + 1) % classes  # the rows outside change nothing
+    assert quick_probe(variant, spec, x, other, rows) == {**seen, "seconds": pytest.approx(seen["seconds"], abs=60)}
 
 
 def test_the_ladder_times_a_pretrained_rung_with_its_own_settings_and_keeps_its_probe_s_time_out(tiny_comp):
@@ -92,12 +168,18 @@ def test_cv_with_the_auto_preset_prints_and_trains_its_choice_and_a_rerun_keeps_
     assert main(base + ["folds", "--k", "3"]) == 0
     seen = {}
 
-    def measured(spec, n_train, n_test, n_folds, train, limit, names, pretrained, probes):
+    def measured(spec, n_train, n_test, n_folds, train, limit, names, pretrained, probes, smaller, quick_probe):
         seen.update(n_train=n_train, n_test=n_test, n_folds=n_folds, names=tuple(names), tta=train["tta"],
-                    pretrained=[v.name for v in pretrained + probes])
+                    pretrained=[v.name for v in pretrained + probes + smaller])
+        quick_probe(smaller[-1])
         return [{**row("cnn_tiny", 5, 2, 40), "params": 1, "step_seconds": 0.1, "predict_seconds": 1.0},
                 {**row("vgg_fast16", 9, 1, 8), "params": 2, "step_seconds": 0.2, "predict_seconds": 2.0}]
 
+    probed = []
+    monkeypatch.setattr("fer_kaggle.probe.quick_probe",
+                        lambda variant, spec, x, y, rows: probed.append((variant.name, sorted(rows))))
+    table = np.loadtxt(tmp_path / "oof" / "folds.csv", delimiter=",", skiprows=1, dtype=int)  # row,fold
+    fold0 = [int(r) for r, fold in table if fold == 0]
     monkeypatch.setattr(choice, "measure_ladder", measured)
     monkeypatch.setattr(choice, "time", Seconds(10.0))  # the ladder takes 10 seconds
     limits, run_cv = [], cv_module.run_cv
@@ -109,7 +191,9 @@ def test_cv_with_the_auto_preset_prints_and_trains_its_choice_and_a_rerun_keeps_
     assert "time limit 60s (10s of it spent timing the ladder)" in out and limits == [50.0]
     assert seen == {"n_train": 150, "n_test": 30, "n_folds": 3, "tta": "flip+crops",
                     "names": ("vgg_fast16", "pool_first16", "pool_first32", "pool_first48", "pool_first64"),
-                    "pretrained": ["lite0_finetune", "lite0_probe"]}
+                    "pretrained": ["lite0_finetune", "lite0_probe", "lite0_finetune160", "lite0_finetune128",
+                                   "lite0_finetune96"]}
+    assert probed == [("lite0_finetune96", sorted(set(range(150)) - set(fold0)))]  # never the holdout's rows
     assert read_json(tmp_path / "oof" / "cnn_tiny" / "metrics.json")["folds_trained"] == [0]
     assert not (tmp_path / "oof" / "cnn_tiny" / "fold1").exists()
     monkeypatch.setattr(choice, "measure_ladder", lambda *a: pytest.fail("a kept choice is measured again"))
@@ -135,6 +219,22 @@ def test_an_auto_holdout_whose_shared_time_affords_a_final_model_trains_one_and_
     d = tmp_path / "oof" / "cnn_tiny"
     assert read_json(d / "metrics.json")["final_model"]["rows"] == 150
     assert (d / "test.npy").read_bytes() != (d / "fold0" / "test.npy").read_bytes()
+
+
+def test_an_auto_choice_of_a_pretrained_network_at_a_smaller_side_trains_it_at_that_side(tmp_path, monkeypatch, capsys):
+    directory = write_demo(tmp_path / "comp", "images", n_train=120, n_test=20, n_classes=3)
+    base = ["--data-dir", str(tmp_path / "data"), "--oof-dir", str(tmp_path / "oof")]
+    assert main(base + ["data", "--source", str(directory)]) == 0
+    assert main(base + ["folds", "--k", "3"]) == 0
+    rows = [{**row("cnn_tiny", 5, 2, 40), "params": 1, "step_seconds": 0.1, "predict_seconds": 1.0},
+            {**smaller("lite0_finetune96", 12, kappa=0.8), "params": 1, "step_seconds": 0.1, "predict_seconds": 1.0}]
+    monkeypatch.setattr(choice, "measure_ladder", lambda *a: rows)
+    assert main(base + ["cv", "--preset", "auto", "--time-limit", "300", "--set", "epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert "chose lite0_finetune96 as one holdout model (fold 0)" in out and "kappa 0.80" in out
+    d = tmp_path / "oof" / "lite0_finetune96"
+    assert read_json(d / "metrics.json")["folds_trained"] == [0]
+    assert read_json(d / "config.json")["model_hp"]["image_size"] == 96
 
 
 class Seconds:

@@ -201,9 +201,15 @@ def _print_ladder(args, comp, variants):
     preset = presets.PRESETS[args.preset]
     limit, k, spec = preset["time_limit"] or 3450, args.ladder_folds, comp.spec
     ladder = preset.get("ladder") or presets.LADDER
-    pretrained, probes = presets.pretrained_rungs(args.preset, presets.parse_settings(args.set), spec)
+    pretrained, probes, smaller = presets.pretrained_rungs(args.preset, presets.parse_settings(args.set), spec)
+    import numpy as np
+
+    from fer_kaggle.probe import quick_probe
+
+    every_row = np.arange(len(comp.y_train))  # nothing here is scored on them
     rows = choice.measure_ladder(spec, len(comp.y_train), len(comp.test_ids), k, variants[0].train, limit, ladder,
-                                 pretrained, probes)
+                                 pretrained, probes, smaller,
+                                 lambda v: quick_probe(v, spec, comp.x_train, comp.y_train, every_row))
     print(f"ladder: the networks' training steps on {spec.height}x{spec.width}x{spec.channels} images, batch "
           f"{variants[0].train['batch_size']} (the pretrained ones: their own side and batch), and the epochs "
           f"{limit:.0f}s (preset {args.preset}) afford as {k} fold models or one holdout model (`cv --folds 0`), "
