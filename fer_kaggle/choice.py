@@ -294,7 +294,8 @@ def ladder_choice(preset, comp, folds, folds_meta, oof_dir, settings=None, time_
 
     def measure():
         configure_backend(threads)
-        log(f"cv: preset {preset} times its ladder on this machine ({len(spec['ladder']) + len(pretrained)} networks)")
+        log(f"cv: preset {preset} times its ladder on this machine ({len(spec['ladder']) + len(pretrained)} networks, "
+            f"and the pretrained one at smaller sides where one holdout model is chosen)")
         return measure_ladder(comp.spec, len(comp.y_train), len(comp.test_ids), k, train, limit or 3450,
                               spec["ladder"], pretrained, probes, smaller, quick_probe)
 

@@ -195,7 +195,6 @@ def quick_probe(variant, spec, x, y, rows, seed=0, max_rows=GATE_ROWS):
     (C by fit_head's inner CV) and scored on the rest. Returns {rows, accuracy, kappa (Cohen's:
     the accuracy over what the predicted and true class frequencies give by chance), seconds}."""
     from sklearn.metrics import cohen_kappa_score
-    from sklearn.model_selection import train_test_split
 
     from fer_kaggle.models import create_model
     from fer_kaggle.models.pretrained import features_model
@@ -207,8 +206,8 @@ def quick_probe(variant, spec, x, y, rows, seed=0, max_rows=GATE_ROWS):
     keep = np.isin(labels, np.flatnonzero(counts >= 4))  # stratifiable: every class kept has rows on both sides
     rows, labels = rows[keep], labels[keep]
     if len(rows) > max_rows:
-        rows, _, labels, _ = train_test_split(rows, labels, train_size=max_rows, stratify=labels, random_state=seed)
-    fit_rows, score_rows = train_test_split(rows, test_size=0.25, stratify=labels, random_state=seed)
+        rows, _, labels, _ = _split(rows, labels, train_size=max_rows, random_state=seed)
+    fit_rows, score_rows, _, _ = _split(rows, labels, test_size=0.25, random_state=seed)
     # the images as they are (the training cache's size), brought to the variant's side inside the model
     extractor = features_model(create_model(variant.model, x.shape[1:], spec.num_classes, **variant.model_hp))
     both = np.concatenate([fit_rows, score_rows])
@@ -219,3 +218,14 @@ def quick_probe(variant, spec, x, y, rows, seed=0, max_rows=GATE_ROWS):
     return {"rows": int(len(rows)), "accuracy": float(np.mean(predicted == y[score_rows])),
             "kappa": float(cohen_kappa_score(y[score_rows], predicted)),
             "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _split(rows, labels, **how):
+    """train_test_split stratified by class where the classes allow it (each has rows on both
+    sides), else at random."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        return train_test_split(rows, labels, stratify=labels, **how)
+    except ValueError:  # a class too small, or more classes than one side has rows
+        return train_test_split(rows, labels, **how)

@@ -114,6 +114,18 @@ def test_the_quick_probe_separates_what_imagenet_s_features_see_and_reads_only_t
     assert quick_probe(variant, spec, x, other, rows) == {**seen, "seconds": pytest.approx(seen["seconds"], abs=60)}
 
 
+def test_the_quick_probe_s_split_is_stratified_where_the_classes_allow_and_random_where_they_do_not():
+    import numpy as np
+
+    from fer_kaggle.probe import _split
+
+    labels = np.repeat(np.arange(10), 8)
+    rows, _, kept, _ = _split(np.arange(80), labels, train_size=20, random_state=0)
+    assert np.array_equal(np.bincount(kept), [2] * 10)  # stratified: two of each class
+    fit, score, _, _ = _split(rows, kept, test_size=0.25, random_state=0)  # 5 rows cannot hold 10 classes
+    assert len(score) == 5 and sorted(np.concatenate([fit, score])) == sorted(rows)
+
+
 def test_the_ladder_times_a_pretrained_rung_with_its_own_settings_and_keeps_its_probe_s_time_out(tiny_comp):
     from fer_kaggle import presets, training
 

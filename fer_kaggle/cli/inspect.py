@@ -193,7 +193,10 @@ def _print_final_model(args, comp, variant):
 
 
 def _print_ladder(args, comp, variants):
+    import numpy as np
+
     from fer_kaggle import choice, presets
+    from fer_kaggle.probe import quick_probe
     from fer_kaggle.cli.common import print_ladder
     from fer_kaggle.training import configure_backend
 
@@ -202,11 +205,7 @@ def _print_ladder(args, comp, variants):
     limit, k, spec = preset["time_limit"] or 3450, args.ladder_folds, comp.spec
     ladder = preset.get("ladder") or presets.LADDER
     pretrained, probes, smaller = presets.pretrained_rungs(args.preset, presets.parse_settings(args.set), spec)
-    import numpy as np
-
-    from fer_kaggle.probe import quick_probe
-
-    every_row = np.arange(len(comp.y_train))  # nothing here is scored on them
+    every_row = np.arange(len(comp.y_train))  # the quick probe's rows: nothing here is scored on them
     rows = choice.measure_ladder(spec, len(comp.y_train), len(comp.test_ids), k, variants[0].train, limit, ladder,
                                  pretrained, probes, smaller,
                                  lambda v: quick_probe(v, spec, comp.x_train, comp.y_train, every_row))
