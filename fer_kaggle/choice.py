@@ -171,7 +171,7 @@ def choose(rows, n_folds, min_epochs=MIN_EPOCHS):
         if probe is None:
             break
         seen = (f"{r['network']} (pretrained) affords {r['holdout_epochs']:.1f} epochs as one holdout model; its "
-                f"frozen features' quick probe on {probe['rows']} training rows outside the holdout scored kappa "
+                f"frozen features' quick probe on {probe['rows']} training rows scored kappa "
                 f"{probe['kappa']:.2f} (accuracy {probe['accuracy']:.3f})")
         if probe["kappa"] < GATE_KAPPA:
             return {**scratch, "why": f"{scratch['why']}; {seen}, under the {GATE_KAPPA} that says ImageNet's "
