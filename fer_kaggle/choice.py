@@ -166,21 +166,20 @@ def choose(rows, n_folds, min_epochs=MIN_EPOCHS):
     scratch = _scratch_choice([r for r in rows if not r.get("pretrained")], n_folds, min_epochs)
     if scratch["scheme"] != "holdout":
         return scratch
-    for r in (r for r in rows if r.get("smaller") and r["holdout_epochs"] >= PRETRAINED_HOLDOUT_EPOCHS):
-        probe = r.get("quick_probe")
-        if probe is None:
-            break
-        seen = (f"{r['network']} (pretrained) affords {r['holdout_epochs']:.1f} epochs as one holdout model; its "
-                f"frozen features' quick probe on {probe['rows']} training rows scored kappa "
-                f"{probe['kappa']:.2f} (accuracy {probe['accuracy']:.3f})")
-        if probe["kappa"] < GATE_KAPPA:
-            return {**scratch, "why": f"{scratch['why']}; {seen}, under the {GATE_KAPPA} that says ImageNet's "
-                                      f"features suit these images"}
-        return {"network": r["network"], "scheme": "holdout", **_final_model(r),
-                "why": f"no network affords {min_epochs} epochs as {n_folds} fold models; {seen}, over the "
-                       f"{GATE_KAPPA} that says ImageNet's features suit these images, so fine-tuned rather than "
-                       f"{scratch['network']} from scratch; " + _final_why(r)}
-    return scratch
+    r = next((r for r in rows if r.get("smaller") and r["holdout_epochs"] >= PRETRAINED_HOLDOUT_EPOCHS), None)
+    probe = r and r.get("quick_probe")
+    if not probe:  # no smaller side affords its epochs, or no evidence that its features suit
+        return scratch
+    seen = (f"{r['network']} (pretrained) affords {r['holdout_epochs']:.1f} epochs as one holdout model; its "
+            f"frozen features' quick probe on {probe['rows']} training rows scored kappa "
+            f"{probe['kappa']:.2f} (accuracy {probe['accuracy']:.3f})")
+    if probe["kappa"] < GATE_KAPPA:
+        return {**scratch, "why": f"{scratch['why']}; {seen}, under the {GATE_KAPPA} that says ImageNet's "
+                                  f"features suit these images"}
+    return {"network": r["network"], "scheme": "holdout", **_final_model(r),
+            "why": f"no network affords {min_epochs} epochs as {n_folds} fold models; {seen}, over the "
+                   f"{GATE_KAPPA} that says ImageNet's features suit these images, so fine-tuned rather than "
+                   f"{scratch['network']} from scratch; " + _final_why(r)}
 
 
 def _scratch_choice(rows, n_folds, min_epochs):
@@ -288,9 +287,9 @@ def ladder_choice(preset, comp, folds, folds_meta, oof_dir, settings=None, time_
                 "pretrained": {v.name: v.train for v in pretrained + probes + smaller}}
 
     def quick_probe(variant):  # on rows outside fold 0, the holdout: its score never sees its own labels
-        from fer_kaggle.probe import quick_probe
+        from fer_kaggle import probe
 
-        return quick_probe(variant, comp.spec, comp.x_train, comp.y_train, np.flatnonzero(folds != 0))
+        return probe.quick_probe(variant, comp.spec, comp.x_train, comp.y_train, np.flatnonzero(folds != 0))
 
     def measure():
         configure_backend(threads)
