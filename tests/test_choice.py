@@ -64,7 +64,7 @@ def test_the_ladder_times_smaller_sides_only_for_a_holdout_and_probes_the_first_
     import fer_kaggle.models
     from fer_kaggle import training
 
-    steps = {"small": 0.01, "wide": 0.05, "side160": 0.8, "side128": 0.4, "side96": 0.05}
+    steps = {"small": 0.01, "wide": 0.05, "side160": 0.8, "side128": 0.7, "side96": 0.05}
     timed, probed = [], []
 
     def fake_timed_step(variant, spec, samples=choice.SAMPLES):
