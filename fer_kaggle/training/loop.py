@@ -155,12 +155,14 @@ def measure_step_seconds(build_model, cfg, steps=4, min_seconds=1.0, max_steps=6
 
 
 def measure_step_samples(build_model, cfg, steps=4, min_seconds=1.0, max_steps=64, samples=3):
-    """`samples` timings of one training step, each from one `fit` call. Wall time of whole
-    calls after a warm-up call that traces, since a step's own end is not its work's end where
-    the backend dispatches asynchronously (JAX on a GPU); the calls grow (4, 16, 64 steps) until
-    one lasts `min_seconds`, so a fast step is not swamped by the call's own overhead. Their
-    median is the step's time and their spread its noise (a busy moment of the machine, a
-    stray compilation), never one call alone."""
+    """`samples` timings of one training step, each the mean of a run of `train_on_batch` calls
+    after a warm-up run that traces. Each call returns its logs as numbers, so its step's work has
+    ended (JAX on a GPU dispatches asynchronously); the runs grow (4, 16, 64 steps) until one lasts
+    `min_seconds`, so a fast step is not swamped by a call's own overhead. Their median is the
+    step's time and their spread its noise (a busy moment of the machine, a stray compilation),
+    never one run alone. Not `fit` calls of a few steps: on TensorFlow's CPU, most such calls ran
+    at a near-constant 1.285 s a step whatever the network (its input pipeline's prefetch; a
+    network whose steps take 0.68 s, in training's long `fit` calls as under `train_on_batch`)."""
     with precision_of(cfg):  # timed at the precision it will train at
         return _measure_step_samples(build_model, {**cfg, "epochs": 1}, steps, min_seconds, max_steps, samples)
 
@@ -172,19 +174,21 @@ def _measure_step_samples(build_model, cfg, steps, min_seconds, max_steps, sampl
     rng = np.random.default_rng(0)
     bs = cfg["batch_size"]
 
-    def timed_fit(n_steps):
+    def timed_steps(n_steps):
         x = rng.integers(0, 256, size=(n_steps * bs, *shape), dtype=np.uint8)
         y = rng.integers(0, num_classes, size=n_steps * bs)
         images, targets, _ = epoch_arrays(x, y, cfg, 0, num_classes)
+        batches = [slice(i * bs, (i + 1) * bs) for i in range(n_steps)]
         t0 = time.perf_counter()
-        model.fit(images, targets, batch_size=bs, shuffle=False, epochs=1, verbose=0)
+        for batch in batches:
+            model.train_on_batch(images[batch], targets[batch])
         return time.perf_counter() - t0
 
-    timed_fit(2)  # traces and warms up
+    timed_steps(2)  # traces and warms up
     while True:
-        seconds = timed_fit(steps)
+        seconds = timed_steps(steps)
         if seconds >= min_seconds or steps >= max_steps:
-            return [seconds / steps] + [timed_fit(steps) / steps for _ in range(samples - 1)]
+            return [seconds / steps] + [timed_steps(steps) / steps for _ in range(samples - 1)]
         steps *= 4
 
 
