@@ -13,7 +13,6 @@ last layer, done.json last), so assembly, blends, reports and `predict` take it 
 """
 
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,9 @@ import numpy as np
 from fer_kaggle import atomic, decisions, layout, metrics
 from fer_kaggle.errors import IntegrityError
 from fer_kaggle.fold_inputs import read_inputs
+from fer_kaggle.training.linear_head import fit_head, probabilities, set_classifier
 
 PART_IMAGES = 512  # images of one part of the feature cache (a kill loses at most one part)
-C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # inverse strengths tried, weakest first (each fit starts from the last)
-INNER_FOLDS = 3
-INNER_ROWS = 10000  # the inner CV chooses C on at most this many of the fold's training rows
-MAX_ITER = 300
 
 
 def is_probe(variant):
@@ -65,63 +61,6 @@ def features(model, x, n_views, directory, name, log=None, batch_size=32):
                     f"{n_views} view(s) each)")
         parts.append(np.load(path))
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
-
-
-def fit_head(f, y, num_classes, seed=0, taught=None):
-    """(scaler, classifier, C, inner scores): the standardized features' logistic regression,
-    C chosen by INNER_FOLDS-fold CV on these rows (at most INNER_ROWS of them). `taught`:
-    (features, target probabilities, weights) of a taught fold (pseudo-labels, distillation),
-    which the final classifier fits instead: each row once per class its target gives a share,
-    weighted by that share, which is the cross-entropy with soft targets."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(f)
-    z = scaler.transform(f)
-    rng = np.random.default_rng(seed)
-    sub = rng.permutation(len(z))[:INNER_ROWS]
-    zs, ys = z[sub], y[sub]
-    smallest = np.bincount(ys, minlength=num_classes)[np.unique(ys)].min()
-    scores = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter bounds the time
-        if smallest >= 2:
-            inner = list(StratifiedKFold(min(INNER_FOLDS, smallest), shuffle=True, random_state=seed).split(zs, ys))
-            heads = [LogisticRegression(max_iter=MAX_ITER, warm_start=True) for _ in inner]
-            for c in C_GRID:
-                scores[c] = float(np.mean([h.set_params(C=c).fit(zs[tr], ys[tr]).score(zs[va], ys[va])
-                                           for h, (tr, va) in zip(heads, inner)]))
-        best = max(scores, key=scores.get) if scores else C_GRID[len(C_GRID) // 2]
-        head = LogisticRegression(C=best, max_iter=MAX_ITER)
-        if taught is None:
-            head.fit(z, y)
-        else:
-            f_taught, targets, weights = taught
-            rows, classes = np.nonzero(targets > 1e-3)
-            head.fit(scaler.transform(f_taught)[rows], classes, sample_weight=targets[rows, classes] * weights[rows])
-    return scaler, head, best, scores
-
-
-def probabilities(scaler, head, f, num_classes):
-    """Class probabilities of every class code (a class absent from the fold's rows gets 0)."""
-    probs = np.zeros((len(f), num_classes), np.float32)
-    probs[:, head.classes_] = head.predict_proba(scaler.transform(f))
-    return probs
-
-
-def set_classifier(model, scaler, head, num_classes):
-    """The network's last layer set to the fitted classifier, the standardization folded in:
-    softmax(W (f - mean) / scale + b) = softmax((W / scale) f + b - W mean / scale)."""
-    w = np.zeros((num_classes, head.coef_.shape[1]), np.float32)
-    b = np.full(num_classes, -1e4, np.float32)  # classes the fold never saw
-    coef, intercept = head.coef_, head.intercept_
-    if len(head.classes_) == 2:  # scikit-learn keeps one row for two classes: class 1 against class 0
-        coef, intercept = np.stack([-coef[0] / 2, coef[0] / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-    w[head.classes_] = coef / scaler.scale_
-    b[head.classes_] = intercept - (coef / scaler.scale_) @ scaler.mean_
-    model.get_layer("probabilities").set_weights([w.T, b])
 
 
 def probe_fold(variant, k, oof_dir, x, y, x_test, folds, spec, log=print):

@@ -292,6 +292,46 @@ def test_a_network_of_its_own_side_predicts_images_of_the_competition_s_size_res
     assert np.allclose(got, predict(model, by_pil, tta="flip"), atol=0.06)  # two bilinear resizers
 
 
+def test_head_init_starts_fine_tuning_at_the_linear_probe_of_its_frozen_features():
+    """`head_init`: before its first step, a fine-tuned network's classifier is the logistic
+    regression of its frozen features on the training rows, so it already names held-out images
+    where a random classifier does not; a class the rows lack gets a bias it can still learn
+    from (the probe's -1e4 would never move at a fine-tuning rate)."""
+    from fer_kaggle.models import create_model
+    from fer_kaggle.training import resolve_config
+    from fer_kaggle.training.augment import inner_model
+    from fer_kaggle.training.loop import build_training_model
+
+    rng = np.random.default_rng(0)
+    colours = np.array([(200, 30, 30), (30, 180, 40), (30, 40, 200)])
+
+    def images(n):
+        y = np.arange(n) % 3
+        noise = rng.integers(-40, 40, (n, 24, 24, 3))
+        return np.clip(colours[y][:, None, None, :] + noise, 0, 255).astype(np.uint8), y
+
+    (x, y), (x_new, y_new) = images(30), images(30)
+    build = lambda: create_model("efficientnet_lite0", (24, 24, 3), 4, image_size=32)  # noqa: E731 (class 3: no rows)
+    accuracy, bias = {}, {}
+    for head_init in (False, True):
+        cfg = resolve_config(head_init=head_init, epochs=1, batch_size=8, seed=1)
+        model = inner_model(build_training_model(build, cfg, 4, images=x, targets=y))
+        accuracy[head_init] = np.mean(np.asarray(model.predict(x_new, verbose=0)).argmax(1) == y_new)
+        bias[head_init] = model.get_layer("probabilities").get_weights()[1]
+    assert accuracy[False] < 0.7 and accuracy[True] > 0.95
+    assert np.all(bias[False] == 0) and bias[True][3] == bias[True][:3].min()
+    # soft targets (a teacher's) start it from their likeliest classes; a network without the head is left as it is
+    from fer_kaggle.training.linear_head import init_head
+
+    soft = np.eye(4, dtype=np.float32)[y] * 0.7 + 0.075
+    model = build()
+    assert init_head(model, x, soft)["rows"] == 30
+    assert np.mean(np.asarray(model.predict(x_new, verbose=0)).argmax(1) == y_new) > 0.95
+    plain = create_model("cnn_tiny", (24, 24, 3), 4)
+    before = [w.copy() for w in plain.get_weights()]
+    assert init_head(plain, x, y) is None and all(np.array_equal(a, b) for a, b in zip(before, plain.get_weights()))
+
+
 def _run(tmp_path, *argv):
     from fer_kaggle.cli import main
 

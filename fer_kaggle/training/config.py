@@ -18,6 +18,7 @@ DEFAULTS = {
     "early_stopping_patience": 0,  # validations without a better loss; 0 = never stop early
     "select": "last",  # last: the final weights predict the held-out fold; best: best validated epoch (selected OOF)
     "whiten": False,  # the stem convolution (pool_first*) set from the training patches' whitening and frozen
+    "head_init": False,  # a pretrained network's classifier started at a linear probe of its frozen features
     "ema": 0.0,  # momentum of the exponential moving average of the weights, 0 = off
     "label_smoothing": 0.0,
     "class_weight": "none",  # none, balanced

@@ -27,6 +27,7 @@ from fer_kaggle.training.plan import VALIDATION_SHARE, Pace, plan_epochs, plan_l
 from fer_kaggle.training.resolution import any_size, low_res_epochs, progressive
 from fer_kaggle.training.tta import predict
 from fer_kaggle.training.schedule import StepSchedule
+from fer_kaggle.training.linear_head import init_head
 from fer_kaggle.training.whiten import whiten_stem
 
 
@@ -133,12 +134,16 @@ def learning_rate_for(cfg, planned_steps):
     return StepSchedule.plan(cfg, planned_steps)
 
 
-def build_training_model(build_model, cfg, planned_steps, images=None):
+def build_training_model(build_model, cfg, planned_steps, images=None, targets=None):
     """A fresh model behind its augmentation layer, compiled with the planned schedule; with
-    `whiten`, its stem whitened on the patches of `images` (the training rows) and frozen."""
+    `whiten`, its stem whitened on the patches of `images` (the training rows) and frozen; with
+    `head_init`, a pretrained network's classifier started at the linear probe of its frozen
+    features of `images` and their `targets` (fer_kaggle.training.linear_head)."""
     keras.utils.set_random_seed(cfg["seed"])
     with private_python_random(cfg["seed"]):
         model = build_model()
+        if cfg["head_init"] and images is not None and targets is not None:
+            init_head(model, images, targets, cfg["seed"])
         model = with_augmentation(any_size(model, cfg["progressive_size"]) if progressive(cfg) else model, cfg)
     if cfg["whiten"] and images is not None:
         whiten_stem(model, images, cfg["seed"])
@@ -243,7 +248,7 @@ def _fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes,
         state = FitState(planned_epochs=planned, steps_per_epoch=steps, plateau_lr=cfg["learning_rate"],
                          step_seconds=step_seconds or 0.0, val_every=max(1, cfg["val_every"]),
                          low_res_epochs=low_res_epochs(cfg, planned))
-        model = build_training_model(build_model, cfg, planned * steps, images=x_train)
+        model = build_training_model(build_model, cfg, planned * steps, images=x_train, targets=y_train)
         model.statistics_average = StatisticsAverage(model)
     _ready_to_train(model)
     last_checkpoint = time.perf_counter()
