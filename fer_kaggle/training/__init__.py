@@ -6,6 +6,8 @@ runs on the TensorFlow backend on CPU and the JAX backend on a GPU).
 - schedule: per-step learning-rate schedules
 - loop: the epoch plan, validation cadence, weight averaging, checkpoints
 - tta: prediction with test-time augmentation
+- linear_head: a pretrained network's classifier fitted on its frozen features (the probe's,
+  and fine-tuning's start with head_init)
 - backend: threads, determinism
 
 Keras is imported on first use of a name that needs it, not by `import fer_kaggle.training`:

@@ -4,6 +4,7 @@ fits it as a variant of its own (fer_kaggle.probe); fine-tuning with `head_init`
 classifier there (the head first, then the whole network: the backbone's first steps follow a
 classifier that already separates the classes, not a random one's gradients)."""
 
+import time
 import warnings
 
 import numpy as np
@@ -78,9 +79,7 @@ def init_head(model, images, targets, seed=0, max_rows=HEAD_INIT_ROWS, batch_siz
     (raw pixels as the model takes them, a random sample) and their labels (`targets`: labels, or
     soft targets whose likeliest class counts). Returns {rows, C, seconds}, or None where the
     model has no such head (nothing is changed)."""
-    import time
-
-    import keras
+    import keras  # on first use: the CLI chooses the backend first
 
     if not {"head_dropout", "probabilities"} <= {layer.name for layer in model.layers}:
         return None

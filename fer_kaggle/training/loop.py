@@ -165,9 +165,10 @@ def measure_step_samples(build_model, cfg, steps=4, min_seconds=1.0, max_steps=6
     ended (JAX on a GPU dispatches asynchronously); the runs grow (4, 16, 64 steps) until one lasts
     `min_seconds`, so a fast step is not swamped by a call's own overhead. Their median is the
     step's time and their spread its noise (a busy moment of the machine, a stray compilation),
-    never one run alone. Not `fit` calls of a few steps: on TensorFlow's CPU, most such calls ran
-    at a near-constant 1.285 s a step whatever the network (its input pipeline's prefetch; a
-    network whose steps take 0.68 s, in training's long `fit` calls as under `train_on_batch`)."""
+    never one run alone. Not `fit` calls of a few steps: on TensorFlow's CPU most such calls ran
+    at a near-constant 1.285 s a step whatever the network (their input pipeline's prefetch),
+    where FER2013's pool_first48 steps take 0.68 s, under `train_on_batch` as in training's long
+    `fit` calls (BENCHMARKS.md)."""
     with precision_of(cfg):  # timed at the precision it will train at
         return _measure_step_samples(build_model, {**cfg, "epochs": 1}, steps, min_seconds, max_steps, samples)
 
