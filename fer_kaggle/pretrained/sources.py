@@ -16,6 +16,7 @@ fixed image match the reference kept here (computed by an independent numpy forw
 """
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +77,21 @@ def _keras_hub(source):
     try:
         import keras_hub  # noqa: F401
     except ImportError:
-        raise ConfigError(f"{source} needs keras-hub: pip install keras-hub") from None
+        raise ConfigError(f"{source} needs keras-hub: `make install` brings it (or pip install --no-deps keras-hub "
+                          f"kagglehub regex: its tensorflow-text would bring the full TensorFlow)") from None
+
+
+def require_hub_for(keras_path):
+    """A ConfigError naming what to install where the saved model `keras_path` holds keras-hub's
+    classes and keras-hub is absent (a resumed run, `predict` on another machine), rather than
+    Keras's own error, which does not say."""
+    try:
+        with zipfile.ZipFile(keras_path) as z:
+            holds_hub = b'"keras_hub' in z.read("config.json")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return  # not a .keras file: Keras's own loading says what is wrong with it
+    if holds_hub:
+        _keras_hub(f"{keras_path} (a model with a keras-hub backbone)")
 
 
 def cache_root():
@@ -156,7 +171,10 @@ def _hub_model(backbone, side):
     import keras_hub
 
     try:
-        hub = keras_hub.models.Backbone.from_preset(backbone.location)
+        try:  # built at the side it will see, so that its layers' sizes (and FLOPs) are known
+            hub = keras_hub.models.Backbone.from_preset(backbone.location, **({"image_shape": (side, side, 3)} if side else {}))
+        except TypeError:  # a backbone that takes no image_shape
+            hub = keras_hub.models.Backbone.from_preset(backbone.location)
         # its scaling and normalization; resizing to the side the model already brought the images to
         converter = keras_hub.layers.ImageConverter.from_preset(
             backbone.location, **({"image_size": (side, side)} if side else {}))
