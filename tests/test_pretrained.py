@@ -483,10 +483,10 @@ def test_a_local_keras_hub_preset_is_a_source_with_its_weights_and_normalization
     assert got.shape == (3, 32) and np.ptp(expected, axis=0).max() > 0.1  # the images' features differ
     assert np.allclose(got, expected, atol=1e-4)
     from fer_kaggle.models import create_model
-    from fer_kaggle.models.pretrained import _layers_within
+    from fer_kaggle.models.pretrained import layers_within
 
     model = create_model("efficientnet_lite0", (24, 24, 1), 3, backbone=str(tmp_path / "preset"), image_size=32)
-    norms = [layer for layer in _layers_within(model) if type(layer).__name__ == "BatchNormalization"]
+    norms = [layer for layer in layers_within(model) if type(layer).__name__ == "BatchNormalization"]
     assert len(norms) >= 5 and not any(layer.trainable for layer in norms)  # inside keras-hub's backbone too
 
 

@@ -28,7 +28,7 @@ def pretrained(input_shape, num_classes, backbone="lite0", image_size=224, dropo
 
     net = sources.build(sources.resolve(backbone), image_size)
     if not train_bn:
-        for layer in _layers_within(net):
+        for layer in layers_within(net):
             if isinstance(layer, layers.BatchNormalization):
                 layer.trainable = False
     inputs = keras.Input(shape=input_shape, name="pixels")
@@ -43,13 +43,13 @@ def pretrained(input_shape, num_classes, backbone="lite0", image_size=224, dropo
     return keras.Model(inputs, outputs, name=f"pretrained_{net.name}")
 
 
-def _layers_within(model):
+def layers_within(model):
     """Every layer of `model`, those of the models nested in it included (a keras-hub backbone
     sits inside its wrapper)."""
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from _layers_within(layer)
+            yield from layers_within(layer)
 
 
 def backbone_of(model):
