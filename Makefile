@@ -94,8 +94,7 @@ lock:
 	$(LOCK_VENV)/bin/python -m pytest -q tests
 	mv constraints.txt.new constraints.txt
 	rm -rf $(LOCK_VENV)
-	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]' \
-	  && $(BIN)/pip install --quiet -c constraints.txt --no-deps $(KERAS_HUB) && touch $(STAMP)
+	$(MAKE) install  # the new constraints.txt is newer than the stamp: the environment is rebuilt from it
 
 data: install
 	$(FK) data $(if $(DATA),--source $(DATA)) $(if $(METRIC),--metric $(METRIC)) $(DATA_OPTIONS)

@@ -83,7 +83,7 @@ def _keras_hub(source):
 
 def require_hub_for(keras_path):
     """A ConfigError naming what to install where the saved model `keras_path` holds keras-hub's
-    classes and keras-hub is absent (a resumed run, `predict` on another machine), rather than
+    classes and keras-hub is absent (`predict` on another machine, a teacher), rather than
     Keras's own error, which does not say."""
     try:
         with zipfile.ZipFile(keras_path) as z:

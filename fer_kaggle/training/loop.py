@@ -20,7 +20,6 @@ import numpy as np
 from fer_kaggle import atomic
 from fer_kaggle.errors import PieceEnded
 from fer_kaggle.metrics import accuracy, log_loss
-from fer_kaggle.pretrained.sources import require_hub_for
 from fer_kaggle.training.augment import (EPOCH_STRIDE, epoch_arrays, epoch_chunks, inner_model, mix_targets_in_loss,
                                         with_augmentation)
 from fer_kaggle.training.backend import private_python_random
@@ -241,7 +240,6 @@ def _fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes,
     state_path = workdir / "state.json"
     if state_path.exists():
         state = FitState(**atomic.read_json(state_path))
-        require_hub_for(workdir / state.checkpoint)
         model = keras.models.load_model(workdir / state.checkpoint)
         model.statistics_average = StatisticsAverage.load(model, workdir / state.statistics) if state.statistics \
             else StatisticsAverage(model)
