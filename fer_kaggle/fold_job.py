@@ -10,6 +10,7 @@ import numpy as np
 from fer_kaggle import atomic, decisions, layout, metrics
 from fer_kaggle.errors import IntegrityError
 from fer_kaggle.fold_inputs import read_inputs
+from fer_kaggle.job_pace import measured, planning_pace
 from fer_kaggle.lock import exclusive
 from fer_kaggle.probe import is_probe, probe_fold
 from fer_kaggle.progress import job_line
@@ -61,7 +62,8 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
     cfg = variant.train
     n_predicted = (len(valid_rows) + len(x_test)) * training.TTA_VIEWS[cfg["tta"]]
     budget = time_share.budget(variant.name, k) if time_share else None
-    predict_seconds = n_predicted * (step_seconds or 0.0) / cfg["batch_size"] / 3  # a forward pass ~ 1/3 step
+    pace = planning_pace(fold_dir.parent, step_seconds, cfg["batch_size"])  # an earlier fold's, where one finished
+    predict_seconds = n_predicted * pace.predict_seconds_per_image if pace else 0.0
     if budget is not None:  # keep the time the predictions will take
         budget -= predict_seconds
 
@@ -74,12 +76,13 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
         if time_share:
             time_share.record()
 
-    resumed = fold_dir / "state.json"  # the parts' seconds add up over the pieces; "fixed" is this process's
-    seconds_before = sum(atomic.read_json(resumed)["seconds"].values()) if resumed.exists() else 0.0
+    resumed = (fold_dir / "state.json").exists()  # the parts' seconds add up over the pieces; "fixed" is this process's
+    seconds_before = sum(atomic.read_json(fold_dir / "state.json")["seconds"].values()) if resumed else 0.0
     model, state = training.fit(
         lambda: variant.build(spec),
         x_fit, y_fit, rows_of(x, valid_rows), y[valid_rows],
-        cfg, fold_dir, spec.num_classes, time_budget=budget, step_seconds=step_seconds, on_epoch=on_epoch, sample_weight=weights,
+        cfg, fold_dir, spec.num_classes, time_budget=budget, step_seconds=pace and pace.step_seconds, on_epoch=on_epoch,
+        sample_weight=weights,
         stop_at=None if stop_at is None else stop_at - predict_seconds,
     )
     fit_seconds = time.perf_counter() - started
@@ -110,6 +113,7 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
                     "fixed": round(time.perf_counter() - started - (sum(state.seconds.values()) - seconds_before)
                                    - predict_seconds, 2)},
         "budget_seconds": None if budget is None else round(budget, 1),
+        **measured(state, n_predicted, pace, resumed),
     }
     atomic.write_json(fold_dir / layout.FOLD_DONE, done)
     training.discard_resume_state(state, fold_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_kaggle import atomic, layout
+from fer_kaggle.job_pace import measured, planning_pace
 from fer_kaggle.lock import exclusive
 from fer_kaggle.progress import job_line
 from fer_kaggle.rows import rows_of
@@ -63,7 +64,9 @@ def final_job(variant, oof_dir, x, y, x_test, spec, holdout_folds, time_share=No
         atomic.sweep_temporaries(final_dir)  # a killed job's half-written files
         log = log or job_line
         epochs, cfg = holdout_epochs(variant_dir, holdout_folds), variant.train
-        predict_seconds = len(x_test) * training.TTA_VIEWS[cfg["tta"]] * (step_seconds or 0.0) / cfg["batch_size"] / 3
+        n_predicted = len(x_test) * training.TTA_VIEWS[cfg["tta"]]
+        pace = planning_pace(variant_dir, step_seconds, cfg["batch_size"])  # the holdout model's, where it timed it
+        predict_seconds = n_predicted * pace.predict_seconds_per_image if pace else 0.0
         budget = None if time_share is None else time_share.budget(variant.name, layout.FINAL) - predict_seconds
 
         def on_epoch(state):
@@ -74,9 +77,9 @@ def final_job(variant, oof_dir, x, y, x_test, spec, holdout_folds, time_share=No
             if time_share:
                 time_share.record()
 
-        look = look_rows(len(y))
+        look, resumed = look_rows(len(y)), (final_dir / "state.json").exists()
         model, state = fit_for_epochs(variant, x, y, rows_of(x, look), y[look], spec, final_dir, epochs,
-                                      time_budget=budget, step_seconds=step_seconds, on_epoch=on_epoch,
+                                      time_budget=budget, step_seconds=pace and pace.step_seconds, on_epoch=on_epoch,
                                       stop_at=None if stop_at is None else stop_at - predict_seconds)
         fit_seconds = time.perf_counter() - started
         t0 = time.perf_counter()
@@ -87,7 +90,8 @@ def final_job(variant, oof_dir, x, y, x_test, spec, holdout_folds, time_share=No
         done = {"rows": int(len(y)), "epochs": state.epoch, "holdout_epochs": epochs,
                 "planned_epochs": state.planned_epochs, "stopped": state.stopped,
                 "fit_seconds": round(fit_seconds, 2), "predict_seconds": round(predict_seconds, 2),
-                "budget_seconds": None if budget is None else round(budget, 1)}
+                "budget_seconds": None if budget is None else round(budget, 1),
+                **measured(state, n_predicted, pace, resumed)}
         atomic.write_json(final_dir / layout.FOLD_DONE, done)
         training.discard_resume_state(state, final_dir)
         log(f"{variant.name} final model done: {len(y)} rows, {state.epoch} epochs (the holdout's {epochs}), "

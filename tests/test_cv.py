@@ -1,6 +1,7 @@
 """K-fold CV: complete and valid OOF, integrity, determinism, resume after a real kill,
 parallel fold jobs (joblib processes and a Dask LocalCluster) equal to the serial run."""
 
+import json
 import os
 import shutil
 import signal
@@ -241,3 +242,47 @@ def test_a_variant_trained_before_a_setting_existed_resumes_with_that_setting_s_
     run(comp, folds, meta, tmp / "oof", [tiny_variant(epochs=1)])  # resumes: every fold is done
     with pytest.raises(ConfigError, match="different train"):
         run(comp, folds, meta, tmp / "oof", [tiny_variant(epochs=2)])
+
+
+def test_each_fold_plans_from_the_pace_the_fold_before_it_measured(tiny_comp, monkeypatch):
+    """The step measured before the run plans fold 0 only: a later fold plans its epochs (and
+    the seconds its predictions keep) from what the fold that finished before it timed over its
+    epochs (FER2013's cpu hour: a probe that planned 25-26 epochs for folds that fitted 16-19)."""
+    from fer_kaggle import job_pace, training
+
+    comp, folds, meta, tmp = tiny_comp
+    probe = 1e-5  # a step believed almost free: no fold's real pace
+    monkeypatch.setattr(training, "measure_step_seconds", lambda build, cfg: probe)
+    given, fit = [], training.fit
+
+    def spy(*args, **kwargs):
+        given.append(kwargs["step_seconds"])
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit", spy)
+    run(comp, folds, meta, tmp / "oof", [tiny_variant("a", epochs=3)], time_limit=600)
+    done = [read_json(tmp / "oof" / "a" / f"fold{k}" / "done.json") for k in range(3)]
+    assert all(d["step_seconds"] > 100 * probe for d in done)  # timed over epochs 2-3 (the first traced)
+    assert given == [probe, done[0]["step_seconds"], done[1]["step_seconds"]]
+    assert [d["planned_from"] for d in done] == [job_pace.PROBE, "fold0", "fold1"]
+    assert [d["predicted_images"] for d in done] == [(np.sum(folds == k) + 40) * 2 for k in range(3)]  # flip TTA
+
+
+def test_the_planning_pace_is_the_last_finished_job_s_where_it_timed_one(tmp_path):
+    from fer_kaggle import job_pace
+
+    def finish(folder, when, **done):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "done.json").write_text(json.dumps(done))
+        os.utime(tmp_path / folder / "done.json", (when, when))
+
+    assert job_pace.planning_pace(tmp_path, None, 32) is None  # no time limit: nothing planned
+    first = job_pace.planning_pace(tmp_path, 0.3, 32)
+    assert (first.step_seconds, first.source) == (0.3, job_pace.PROBE)
+    assert first.predict_seconds_per_image == pytest.approx(0.3 / 32 / 3)
+    finish("fold2", 2000, step_seconds=0.5, predict_seconds=30.0, predicted_images=1000)
+    finish("fold0", 1000, step_seconds=0.2, predict_seconds=10.0, predicted_images=1000)
+    finish("fold1", 3000, step_seconds=None, predict_seconds=40.0, predicted_images=1000)  # one epoch: none timed
+    pace = job_pace.planning_pace(tmp_path, 0.3, 32)
+    assert (pace.step_seconds, pace.source) == (0.5, "fold2")  # the last that timed its epochs, not fold1
+    assert pace.predict_seconds_per_image == pytest.approx(0.04)  # the last predictions timed: fold1's

@@ -51,6 +51,8 @@ class FitState:
     replans: int = 0
     low_res_epochs: int = 0  # the first epochs, trained at cfg['progressive_size'] (progressive resizing)
     step_seconds: float = 0.0  # one full-size training step's seconds: measured before the run, then from epochs
+    paced_epochs: int = 0  # the epochs that timed step_seconds (at full size, not tracing): 0 = still the estimate
+    first_planned_epochs: int = 0  # the plan made before the first epoch, from the estimate
     seconds: dict = field(default_factory=lambda: {"train": 0.0, "validate": 0.0, "checkpoint": 0.0})
 
     @property
@@ -246,7 +248,8 @@ def _fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes,
     else:
         steps = max(1, len(x_train) // cfg["batch_size"])
         planned = plan_epochs(cfg, steps, step_seconds, time_budget, x_train.shape[1])
-        state = FitState(planned_epochs=planned, steps_per_epoch=steps, plateau_lr=cfg["learning_rate"],
+        state = FitState(planned_epochs=planned, first_planned_epochs=planned, steps_per_epoch=steps,
+                         plateau_lr=cfg["learning_rate"],
                          step_seconds=step_seconds or 0.0, val_every=max(1, cfg["val_every"]),
                          low_res_epochs=low_res_epochs(cfg, planned))
         model = build_training_model(build_model, cfg, planned * steps, images=x_train, targets=y_train)

@@ -46,6 +46,7 @@ class Pace:
         self.timed.setdefault(row["size"], []).append(row["seconds"])
         if row["size"] == self.full:
             self.state.step_seconds = float(np.mean(self.timed[self.full])) / self.state.steps_per_epoch
+            self.state.paced_epochs += 1
 
     @property
     def measured(self):
