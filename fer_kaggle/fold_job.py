@@ -76,8 +76,8 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
         if time_share:
             time_share.record()
 
-    resumed = (fold_dir / "state.json").exists()  # the parts' seconds add up over the pieces; "fixed" is this process's
-    seconds_before = sum(atomic.read_json(fold_dir / "state.json")["seconds"].values()) if resumed else 0.0
+    saved = training.saved_state(fold_dir)  # the parts' seconds add up over the pieces; "fixed" is this process's
+    seconds_before = sum(saved["seconds"].values()) if saved else 0.0
     model, state = training.fit(
         lambda: variant.build(spec),
         x_fit, y_fit, rows_of(x, valid_rows), y[valid_rows],
@@ -113,7 +113,7 @@ def train_fold(variant, k, oof_dir, x, y, x_test, folds, spec, time_share=None, 
                     "fixed": round(time.perf_counter() - started - (sum(state.seconds.values()) - seconds_before)
                                    - predict_seconds, 2)},
         "budget_seconds": None if budget is None else round(budget, 1),
-        **measured(state, n_predicted, pace, resumed),
+        **measured(state, n_predicted, pace, resumed=saved is not None),
     }
     atomic.write_json(fold_dir / layout.FOLD_DONE, done)
     training.discard_resume_state(state, fold_dir)

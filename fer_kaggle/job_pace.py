@@ -11,9 +11,8 @@ has. Its `done.json` records what it measured (`step_seconds`, `predicted_images
 first plan came from (`planned_from`)."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from fer_kaggle import atomic, layout
+from fer_kaggle import layout
 
 PROBE = "the step measured before the run"
 
@@ -33,7 +32,7 @@ def planning_pace(variant_dir, step_seconds, batch_size):
     if step_seconds is None:
         return None
     step, per_image, source = step_seconds, step_seconds / batch_size / 3, PROBE
-    for folder, done in _finished_jobs(variant_dir):  # the last finished last
+    for folder, done in layout.finished_jobs(variant_dir):  # the last finished last
         if done.get("step_seconds"):
             step, source = float(done["step_seconds"]), folder
         if done.get("predicted_images") and done.get("predict_seconds"):
@@ -52,10 +51,3 @@ def measured(state, n_predicted, pace, resumed):
             "predicted_images": int(n_predicted), "first_planned_epochs": state.first_planned_epochs,
             "planned_from": RESUMED if resumed else None if pace is None else pace.source}
 
-
-def _finished_jobs(variant_dir):
-    """(folder name, done.json) of the variant's finished jobs, the last finished last."""
-    jobs = []
-    for done_path in Path(variant_dir).glob(f"*/{layout.FOLD_DONE}"):
-        jobs.append((done_path.stat().st_mtime_ns, done_path.parent.name, atomic.read_json(done_path)))
-    return [(name, done) for _, name, done in sorted(jobs, key=lambda job: job[0])]

@@ -64,6 +64,13 @@ def read_fold_done(variant_dir, k):
     return atomic.read_json(fold_dir(variant_dir, k) / FOLD_DONE)
 
 
+def finished_jobs(variant_dir):
+    """(folder name, done.json) of the variant's finished jobs (folds and final model), the
+    last finished last."""
+    paths = sorted(Path(variant_dir).glob(f"*/{FOLD_DONE}"), key=lambda path: path.stat().st_mtime_ns)
+    return [(path.parent.name, atomic.read_json(path)) for path in paths]
+
+
 # ----------------------------------------------------------------------------- finished predictions
 
 

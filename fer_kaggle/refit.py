@@ -77,7 +77,7 @@ def final_job(variant, oof_dir, x, y, x_test, spec, holdout_folds, time_share=No
             if time_share:
                 time_share.record()
 
-        look, resumed = look_rows(len(y)), (final_dir / "state.json").exists()
+        look, resumed = look_rows(len(y)), training.saved_state(final_dir) is not None
         model, state = fit_for_epochs(variant, x, y, rows_of(x, look), y[look], spec, final_dir, epochs,
                                       time_budget=budget, step_seconds=pace and pace.step_seconds, on_epoch=on_epoch,
                                       stop_at=None if stop_at is None else stop_at - predict_seconds)

@@ -20,7 +20,7 @@ from fer_kaggle.training.config import CHOICES, DEFAULTS, resolve_config, select
 
 _LAZY = {
     "configure_backend": "backend", "private_python_random": "backend", "FitState": "loop", "fit": "loop",
-    "history_csv": "loop", "discard_resume_state": "loop", "measure_step_seconds": "loop", "measure_step_samples": "loop", "TTA_VIEWS": "tta", "predict": "tta",
+    "history_csv": "loop", "discard_resume_state": "loop", "saved_state": "loop", "measure_step_seconds": "loop", "measure_step_samples": "loop", "TTA_VIEWS": "tta", "predict": "tta",
 }
 
 __all__ = ["CHOICES", "DEFAULTS", "resolve_config", "selects_on_validation", *_LAZY]

@@ -31,6 +31,9 @@ from fer_kaggle.training.linear_head import init_head
 from fer_kaggle.training.whiten import whiten_stem
 
 
+STATE = "state.json"  # a fit's resumable state in its workdir, beside the checkpoint it names
+
+
 @dataclass
 class FitState:
     """What a resumed run needs besides the checkpointed model (weights and optimizer)."""
@@ -239,9 +242,10 @@ def _fit(build_model, x_train, y_train, x_val, y_val, cfg, workdir, num_classes,
          sample_weight, stop_at):
     workdir = Path(workdir)
     started = time.perf_counter()
-    state_path = workdir / "state.json"
-    if state_path.exists():
-        state = FitState(**atomic.read_json(state_path))
+    state_path = workdir / STATE
+    saved = saved_state(workdir)
+    if saved is not None:
+        state = FitState(**saved)
         model = keras.models.load_model(workdir / state.checkpoint)
         model.statistics_average = StatisticsAverage.load(model, workdir / state.statistics) if state.statistics \
             else StatisticsAverage(model)
@@ -411,7 +415,7 @@ def _checkpoint(model, state, workdir):
         state.statistics = f"statistics-{state.epoch}.npz"
         model.statistics_average.save(workdir / state.statistics)
     state.seconds["checkpoint"] += time.perf_counter() - t0
-    atomic.write_json(workdir / "state.json", state.__dict__)
+    atomic.write_json(workdir / STATE, state.__dict__)
     for pattern, named in (("checkpoint-*.keras", state.checkpoint), ("statistics-*.npz", state.statistics),
                            ("best-*.weights.h5", state.best_weights)):
         for stale in Path(workdir).glob(pattern):
@@ -452,10 +456,17 @@ def _load_averages(model):
     return model.statistics_average.swap_in()
 
 
+def saved_state(workdir):
+    """The FitState fields a killed or ended piece of a fit left in `workdir` (what the next
+    call resumes from), or None where the fit starts afresh."""
+    path = Path(workdir) / STATE
+    return atomic.read_json(path) if path.exists() else None
+
+
 def discard_resume_state(state, workdir):
     """Remove what resuming a finished fit needed (its checkpoint, best weights and state.json),
     once the model it made is saved: the folder keeps the results only."""
-    for leftover in [state.checkpoint, state.best_weights, "state.json"]:
+    for leftover in [state.checkpoint, state.best_weights, STATE]:
         if leftover and (Path(workdir) / leftover).exists():
             (Path(workdir) / leftover).unlink()
 
