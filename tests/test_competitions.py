@@ -124,3 +124,34 @@ def test_a_zip_of_the_competition_works_as_the_directory_does(tmp_path, layout):
                 z.write(p, "competition/" + p.relative_to(directory).as_posix())  # a folder inside, as Kaggle's
     rows = pipeline(tmp_path, path, report=False)
     assert rows[0] == ["id", "label"] and len(rows) == 16
+
+
+def test_classes_of_fewer_images_than_folds_end_to_end(tmp_path, capsys):
+    """Kaggle's rare classes (here 1, 2 and 4 images, with 5 folds): read, each image in a fold
+    of its own, said once by `folds`; every row gets its OOF prediction, the blend's nested fits
+    and the report hold every class, the submission is complete."""
+    directory = write_demo(tmp_path / "rare", "folders", n_train=150, n_test=30, n_classes=5)
+    classes = sorted(p.name for p in (directory / "train").iterdir())
+    for name, keep in zip(classes, (1, 2, 4)):
+        for extra in sorted((directory / "train" / name).iterdir())[keep:]:
+            extra.unlink()
+    run(tmp_path, "data", "--source", str(directory))
+    run(tmp_path, "folds")
+    said = capsys.readouterr().out
+    assert f"3 of the classes have fewer training rows than folds ({classes[0]} 1, {classes[1]} 2, {classes[2]} 4)" in said
+    run(tmp_path, "cv", "--preset", "smoke", "--variants", "cnn_tiny,dnn_s")
+    run(tmp_path, "blend")
+    run(tmp_path, "report", "--only", "confusion", "--out", str(tmp_path / "reports"))
+    from fer_kaggle.atomic import read_json
+    from fer_kaggle.data import store
+
+    comp = store.load(tmp_path / "data")
+    folds = np.loadtxt(tmp_path / "oof" / "folds.csv", delimiter=",", skiprows=1, dtype=int)[:, 1]
+    for c, n in zip(range(3), (1, 2, 4)):
+        assert len(set(folds[comp.y_train == comp.spec.labels.index(classes[c])])) == n
+    for variant in ("cnn_tiny", "dnn_s"):
+        oof = np.load(tmp_path / "oof" / variant / "oof.npy")
+        assert oof.shape == (len(comp.y_train), 5) and np.allclose(oof.sum(axis=1), 1, atol=1e-3)
+    rows = submission(tmp_path)
+    assert [r[0] for r in rows] == [r[0] for r in sample(directory, "sample_submission.csv")]
+    assert read_json(tmp_path / "reports" / "confusion.json")["classes"] == classes

@@ -7,6 +7,7 @@ from conftest import ntu_files, write_files
 from fer_kaggle.data import cache, load_folds, make_folds, write_folds
 from fer_kaggle.data import source as source_module
 from fer_kaggle.data import store
+from fer_kaggle.data.folds import inner_folds, rare_classes
 from fer_kaggle.data.demo import FER2013_COUNTS, generate
 from fer_kaggle.errors import DataError, FoldsError
 
@@ -70,8 +71,19 @@ def test_folds_are_stratified_and_deterministic():
     for c in range(7):
         per_fold = np.bincount(folds[labels == c], minlength=5)
         assert per_fold.max() - per_fold.min() <= 1, (c, per_fold)
-    with pytest.raises(FoldsError, match="fewer than 5"):
-        make_folds(np.array([0] * 20 + [1] * 3), k=5)
+
+def test_a_class_of_fewer_rows_than_folds_has_each_row_in_a_fold_of_its_own():
+    labels = np.array([0] * 40 + [1] * 3 + [2] + [3] * 30)
+    folds = make_folds(labels, k=5, seed=0)
+    assert len(set(folds[labels == 1])) == 3  # three rows, three folds
+    for c in (0, 3):
+        assert np.ptp(np.bincount(folds[labels == c], minlength=5)) <= 1  # the others stratified as before
+    assert rare_classes(labels, 5).tolist() == [1, 2]
+    with pytest.raises(FoldsError, match="no class has 5 rows"):
+        make_folds(np.array([0] * 4 + [1] * 4), k=5)
+    # a holdout's rows with a rare class: its inner folds are stratified all the same
+    inner = inner_folds(np.zeros(len(labels), int), labels, k=5)
+    assert np.ptp(np.bincount(inner[labels == 0], minlength=5)) <= 1 and len(set(inner[labels == 1])) == 3
 
 
 def test_stale_folds_are_refused_with_a_fix(tmp_path):

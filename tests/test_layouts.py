@@ -182,12 +182,21 @@ BAD_IMAGE_INPUTS = [
     ("a labels CSV naming a missing file", missing_file, "trainLabels.csv, line 6", "names no image"),
     ("an image with no label", no_label, "999.png", "has no label"),
     ("duplicate ids", duplicate_id, "trainLabels.csv, line 62", "duplicate id 5"),
-    ("a class seen only once", rare_class, "trainLabels.csv", "class 'kiwi' has only 1"),
     ("test ids that do not match the sample", sample_mismatch, "sampleSubmission.csv, line 5", "id '77' has no test"),
     ("a test image the sample does not list", unlisted_test_image, "12.png", "does not list"),
     ("a sample submission that cannot be understood", sample_unreadable, "sampleSubmission.csv, line 1",
      "pass --submission"),
 ]
+
+
+def test_a_class_seen_only_once_is_read_as_a_class(tmp_path):
+    """Kaggle's rare classes are the competition's: read, not refused (folds place them,
+    tests/test_competitions.py runs one end to end)."""
+    directory = demo(tmp_path, "images")
+    rare_class(directory)
+    comp = read_competition(directory)
+    kiwi = comp.spec.labels.index("kiwi")
+    assert np.sum(comp.y_train == kiwi) == 1 and comp.spec.num_classes == 4
 
 
 @pytest.mark.parametrize("case", BAD_IMAGE_INPUTS, ids=lambda c: c[0])

@@ -333,6 +333,22 @@ def test_head_init_starts_fine_tuning_at_the_linear_probe_of_its_frozen_features
     assert init_head(plain, x, y) is None and all(np.array_equal(a, b) for a, b in zip(before, plain.get_weights()))
 
 
+def test_the_linear_head_chooses_its_strength_by_inner_cv_where_a_class_has_one_row():
+    """A fold's training rows with a class of one row and one of two (Kaggle's rare classes):
+    the strength C is still chosen by its inner CV, not fallen back to a fixed one, and every
+    class, the one-row class among them, gets its column."""
+    from fer_kaggle.training.linear_head import C_GRID, fit_head, probabilities
+
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.repeat([0, 1, 2], 30), [3], [4, 4]])
+    f = rng.normal(0, 1, (len(y), 16)) + 3 * np.eye(5, 16)[y]
+    scaler, head, c, scores = fit_head(f, y, 6)
+    assert set(scores) == set(C_GRID) and c == max(scores, key=scores.get)
+    probs = probabilities(scaler, head, f, 6)
+    assert probs.shape == (len(y), 6) and np.all(probs[:, 5] == 0)
+    assert probs[90, 3] > probs[:90, 3].max()  # the one-row class learned where its row lies
+
+
 def _run(tmp_path, *argv):
     from fer_kaggle.cli import main
 

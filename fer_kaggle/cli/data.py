@@ -88,12 +88,19 @@ def run_data(args):
 
 def run_folds(args):
     from fer_kaggle.data import store, write_folds
+    from fer_kaggle.data.folds import rare_classes
 
     comp = store.load(args.data_dir)
     folds, written = write_folds(args.oof_dir, comp.y_train, comp.identity, k=args.k, seed=args.seed, force=args.force)
     sizes = "/".join(str(int((folds == f).sum())) for f in range(folds.max() + 1))
     verb = "wrote" if written else "kept"
     print(f"folds: {verb} {args.oof_dir}/folds.csv: {folds.max() + 1} stratified folds of {sizes} rows (seed {args.seed})")
+    rare = rare_classes(comp.y_train, folds.max() + 1)
+    if len(rare):
+        counts = bincount(comp.y_train, comp.spec.num_classes)
+        named = ", ".join(f"{comp.spec.labels[c]} {counts[c]}" for c in rare[:5]) + (", ..." if len(rare) > 5 else "")
+        print(f"folds: {len(rare)} of the classes have fewer training rows than folds ({named}): kept, each row in a "
+              f"fold of its own; a class of one row is unseen by the model that predicts it out of fold")
 
 
 def folds_arguments(p):

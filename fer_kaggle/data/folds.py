@@ -7,6 +7,7 @@ of the meta into every artifact, and refuse artifacts whose keys differ.
 """
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,26 +28,37 @@ def make_folds(labels, k=5, seed=0):
     labels = np.asarray(labels)
     if k < 2:
         raise FoldsError(f"k must be at least 2, got {k}")
-    if len(labels) < k or np.bincount(labels)[np.unique(labels)].min() < k:
-        raise FoldsError(f"cannot make {k} stratified folds: a class has fewer than {k} rows")
+    if len(labels) < k:
+        raise FoldsError(f"cannot make {k} folds of {len(labels)} rows")
+    if np.bincount(labels).max() < k:
+        raise FoldsError(f"cannot make {k} stratified folds: no class has {k} rows")
     folds = np.empty(len(labels), dtype=np.int64)
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        folds[held_out] = fold
+    with warnings.catch_warnings():  # a class of fewer than k rows lies in fewer folds: rare_classes says so
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+            folds[held_out] = fold
     return folds
+
+
+def rare_classes(labels, k):
+    """The classes with fewer than `k` rows (at least one): each of their rows lies in a fold of
+    its own, so the fold models see all of such a class's rows or all but one."""
+    counts = np.bincount(np.asarray(labels))
+    return np.flatnonzero((counts > 0) & (counts < k))
 
 
 def inner_folds(folds, labels, k=5, seed=0):
     """The folds that a fit nested within some rows uses (a blend's weights, a metric's
     decision): the rows' own folds where they span two or more, else (the rows of a holdout)
-    `k` folds of them, stratified by label where every class has `k` rows."""
+    `k` folds of them, stratified by label where a class has `k` rows."""
     folds, labels = np.asarray(folds), np.asarray(labels)
     if len(np.unique(folds)) >= 2:
         return folds
     if len(labels) < 2:
         raise FoldsError(f"{len(labels)} held-out row: too few to fit anything nested within them")
     k = min(k, len(labels))
-    if np.bincount(labels)[np.unique(labels)].min() >= k:
+    if np.bincount(labels).max() >= k:
         return make_folds(labels, k, seed)
     out = np.empty(len(labels), dtype=np.int64)
     for fold, (_, held_out) in enumerate(KFold(n_splits=k, shuffle=True, random_state=seed).split(labels)):

@@ -10,7 +10,6 @@ from fer_kaggle.errors import DataError
 from fer_kaggle.spec import Spec, is_integer_text
 
 MAX_CLASSES = 1000  # more classes than this are refused: OOF and blends hold n x classes floats per variant
-MIN_CLASS_ROWS = 3  # a class with fewer training rows cannot be stratified into folds
 
 # Competitions recognized by their files, for what the files cannot say (the metric, symmetries).
 KNOWN = (
@@ -65,7 +64,6 @@ def settle(raw, overrides=None, file_names=()):
                 submission=submission, submission_columns=columns, test_ids=raw.test_ids_kind, id_start=raw.id_start,
                 metric=metric, flip=bool(flip), resize=raw.resize, layout=raw.layout,
                 competition=facts.get("competition", ""), guessed=tuple(guessed), symmetries=symmetries)
-    _check_classes(codes, spec, raw)
     _check_test_ids(raw)
     test_codes = None
     if raw.test_labels is not None:
@@ -162,16 +160,6 @@ def _is_float(text):
         return True
     except (TypeError, ValueError):
         return False
-
-
-def _check_classes(codes, spec, raw):
-    counts = np.bincount(codes, minlength=spec.num_classes)
-    rare = [i for i in np.flatnonzero((counts > 0) & (counts < MIN_CLASS_ROWS))]
-    if rare:
-        c = rare[0]
-        raise DataError(raw.train_label_name, f"class {spec.labels[c]!r} has only {counts[c]} training image(s): "
-                                              f"stratified folds need at least {MIN_CLASS_ROWS} of every class (remove "
-                                              f"it or add images)")
 
 
 def _check_test_ids(raw):
