@@ -416,6 +416,13 @@ def test_pretrained_variants_end_to_end_through_cv_blend_report_and_predict(tmp_
 
     _run(tmp_path, "blend", "--method", "mean")
     _run(tmp_path, "report", "--only", "confusion", "--out", str(tmp_path / "reports"))
+    # the probe studied: its curves are its strengths tried (no epochs); the filters are the fine-tuned backbone's
+    _run(tmp_path, "report", "--variant", "lite0_probe", "--only", "curves,filters", "--ascent-steps", "4",
+         "--out", str(tmp_path / "probe_report"))
+    page = (tmp_path / "probe_report" / "index.html").read_text()
+    assert "lite0_probe is a linear probe: it trains no epochs" in page
+    assert "of its pretrained backbone, fine-tuned (lite0_finetune, fold 1)" in page
+    assert (tmp_path / "probe_report" / "curves.png").stat().st_size > 0
     (sub,) = sorted((tmp_path / "subs").glob("*.csv"))
     with open(sub) as f:
         rows = list(csv.reader(f))

@@ -99,8 +99,8 @@ def run_folds(args):
     if len(rare):
         counts = bincount(comp.y_train, comp.spec.num_classes)
         named = ", ".join(f"{comp.spec.labels[c]} {counts[c]}" for c in rare[:5]) + (", ..." if len(rare) > 5 else "")
-        print(f"folds: {len(rare)} of the classes have fewer training rows than folds ({named}): kept, each row in a "
-              f"fold of its own; a class of one row is unseen by the model that predicts it out of fold")
+        print(f"folds: fewer training rows than folds in {len(rare)} class{'es' if len(rare) > 1 else ''} ({named}): kept, "
+              f"each row in a fold of its own; a class of one row is unseen by the model that predicts it out of fold")
 
 
 def folds_arguments(p):

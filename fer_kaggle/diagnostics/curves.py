@@ -21,6 +21,26 @@ def fold_histories(variant_dir):
     return [read_history(p) for p in sorted(Path(variant_dir).glob("fold*/history.csv"))]
 
 
+def plot_strengths(histories, path, title="The linear probe's strength"):
+    """A linear probe's folds (history.csv: C, inner_cv_accuracy, one row per strength tried):
+    its inner CV's accuracy against the strength C, one line per fold. A probe trains no epochs:
+    this is what its fit chose among."""
+    fig, ax = figure("wide")
+    for k, h in enumerate(histories):
+        tried = [(r["C"], r["inner_cv_accuracy"]) for r in h if r.get("inner_cv_accuracy") is not None]
+        if tried:
+            ax.plot(*zip(*tried), ".-", label=f"fold {k + 1}")
+    ax.set_xscale("log")
+    ax.set_xlabel("C (inverse strength of the L2 penalty)")
+    ax.set_ylabel("inner-CV accuracy on the fold's training rows")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, path)
+
+
 def plot_curves(histories_by_name, path, title="Training curves"):
     """histories_by_name: {label: [fold history, ...]}; loss and accuracy, train dashed."""
     fig, (ax_loss, ax_acc) = figure("wide", ncols=2)

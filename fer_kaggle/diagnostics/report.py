@@ -62,14 +62,15 @@ class Report:
 
     @property
     def cnn_variant(self):
-        """The variant for the CNN-only figures: the model variant when it is a CNN, else the
-        best finished CNN on the leaderboard (None when there is none)."""
+        """The variant for the CNN-only figures: the model variant when it is a CNN trained by
+        epochs (not a DNN, not a linear probe), else the best finished such CNN on the
+        leaderboard (None when there is none)."""
         from fer_kaggle.leaderboard import leaderboard_rows
 
         candidates = [self.model_variant] + [r["name"] for r in leaderboard_rows(self.oof_dir)]
         for name in candidates:
             config = layout.read_config(self.oof_dir / name)
-            if config is not None and not config["model"].startswith("dnn"):
+            if config is not None and not config["model"].startswith("dnn") and not _is_probe(self.oof_dir / name):
                 return name
         return None
 
@@ -114,6 +115,13 @@ class Report:
 
     def _curves(self):
         variant = self.model_variant
+        if _is_probe(self.oof_dir / variant):
+            png = curves.plot_strengths(curves.fold_histories(self.oof_dir / variant), self._png("curves"),
+                                        f"{variant}: the linear probe's strength, chosen by inner CV")
+            self.sections.append(("curves", "Training curves", [(png, f"{variant} is a linear probe: it trains no "
+                                  "epochs; each fold chose the strength of its logistic regression by an inner CV on "
+                                  "its training rows, whose accuracy per strength is shown.")], ""))
+            return
         png = curves.plot_curves({variant: curves.fold_histories(self.oof_dir / variant)}, self._png("curves"),
                                  f"Training curves of {variant}")
         self.sections.append(("curves", "Training curves", [(png, f"Loss and accuracy per epoch of every fold of "
@@ -217,16 +225,28 @@ class Report:
         if self.cnn_variant is None:
             self.sections.append(("filters", "Filters", [], "<p>No finished CNN variant: no filters to show.</p>"))
             return
+        import keras
+
         variant, model, valid_rows, x = self._fold0_model(self.cnn_variant)
-        layers = filters.conv_layers(model)
+        net, image, within = model, x[valid_rows[0]], ""
+        if any(isinstance(layer, keras.Model) for layer in model.layers):  # a pretrained network: its backbone's
+            from fer_kaggle.models.pretrained import backbone_of, to_backbone
+
+            net, within = backbone_of(model), " of its pretrained backbone, fine-tuned"
+            image = np.asarray(to_backbone(model)(np.asarray(image)[None].astype("float32")))[0]
+        layers = filters.conv_layers(net)
+        if not layers:
+            self.sections.append(("filters", "Filters", [], f"<p>{html.escape(variant)}'s network has no convolution "
+                                  "layers at its top level to show.</p>"))
+            return
         layer = layers[min(len(layers) - 1, max(1, len(layers) // 3))]
-        n = min(16, model.get_layer(layer).output.shape[-1])
-        images = filters.maximize_filters(model, layer, list(range(n)), steps=self.ascent_steps, progress=self.progress)
+        n = min(16, net.get_layer(layer).output.shape[-1])
+        images = filters.maximize_filters(net, layer, list(range(n)), steps=self.ascent_steps, progress=self.progress)
         png = filters.plot_filters(images, list(range(n)), layer, self._png("filters"))
-        act_png = filters.plot_activations(model, layer, x[valid_rows[0]], self._png("activations"))
+        act_png = filters.plot_activations(net, layer, image, self._png("activations"))
         self.sections.append(("filters", f"Filters of {layer}", [
-            (png, f"Inputs that maximize the mean activation of the first {n} filters of {layer} ({variant}, fold 1), "
-                  "found by gradient ascent from noise with decay, blur and jitter."),
+            (png, f"Inputs that maximize the mean activation of the first {n} filters of {layer}{within} ({variant}, "
+                  "fold 1), found by gradient ascent from noise with decay, blur and jitter."),
             (act_png, f"The activations of {layer} for one held-out image.")], ""))
 
     def _lime(self):
@@ -269,6 +289,12 @@ class Report:
 
 def _num(value):
     return f"{value:.4f}" if isinstance(value, float) else value
+
+
+def _is_probe(variant_dir):
+    """A linear probe (recipe "probe"): its folds fit a classifier on frozen features, no epochs."""
+    config = layout.read_config(variant_dir)
+    return config is not None and config["train"].get("recipe") == "probe"
 
 
 def _table(header, rows):

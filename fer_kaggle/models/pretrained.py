@@ -57,6 +57,15 @@ def backbone_of(model):
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))
 
 
+def to_backbone(model):
+    """Pixels as `model` takes them to what its backbone takes (three channels at its side): the
+    layers before the backbone, as a model."""
+    for name in ("to_backbone_size", "gray_to_rgb"):
+        if name in {layer.name for layer in model.layers}:
+            return keras.Model(model.inputs, model.get_layer(name).output)
+    return keras.Model(model.inputs, model.inputs[0])
+
+
 def features_model(model):
     """Pixels to the backbone's pooled features: the model without dropout and classifier."""
     return keras.Model(model.inputs, model.get_layer("head_dropout").input)
