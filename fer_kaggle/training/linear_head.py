@@ -36,8 +36,9 @@ def fit_head(f, y, num_classes, seed=0, taught=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter bounds the time
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)  # a rare class: in fewer folds
-        if np.bincount(ys).max() >= INNER_FOLDS:
-            inner = list(StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=seed).split(zs, ys))
+        n_inner = min(INNER_FOLDS, np.sort(np.bincount(ys, minlength=2))[-2])  # the two largest classes in every inner fit
+        if n_inner >= 2:
+            inner = list(StratifiedKFold(n_inner, shuffle=True, random_state=seed).split(zs, ys))
             heads = [LogisticRegression(max_iter=MAX_ITER, warm_start=True) for _ in inner]
             for c in C_GRID:
                 scores[c] = float(np.mean([h.set_params(C=c).fit(zs[tr], ys[tr]).score(zs[va], ys[va])
