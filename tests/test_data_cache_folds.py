@@ -72,6 +72,7 @@ def test_folds_are_stratified_and_deterministic():
         per_fold = np.bincount(folds[labels == c], minlength=5)
         assert per_fold.max() - per_fold.min() <= 1, (c, per_fold)
 
+
 def test_a_class_of_fewer_rows_than_folds_has_each_row_in_a_fold_of_its_own():
     labels = np.array([0] * 40 + [1] * 3 + [2] + [3] * 30)
     folds = make_folds(labels, k=5, seed=0)
