@@ -270,6 +270,14 @@ def test_pretrained_model_takes_gray_images_of_any_size_and_keeps_imagenet_batch
     frozen = [layer for layer in backbone_of(model).layers if type(layer).__name__ == "BatchNormalization"]
     assert frozen and not any(layer.trainable for layer in frozen)
     assert model.get_layer("to_backbone_size").output.shape[1:3] == (32, 32)
+    # what the report's filters feed the backbone: the gray image as three equal channels at its side
+    from fer_kaggle.models.pretrained import to_backbone
+
+    gray = np.full((1, 20, 24, 1), 90, np.float32)
+    gray[0, :10] = 200
+    seen = np.asarray(to_backbone(model)(gray))
+    assert seen.shape == (1, 32, 32, 3) and np.array_equal(seen[..., 0], seen[..., 2])
+    assert seen[0, 2, 2, 0] == 200 and seen[0, 30, 30, 1] == 90  # top half bright, as the image's
 
 
 def test_a_network_of_its_own_side_predicts_images_of_the_competition_s_size_resized_to_it():

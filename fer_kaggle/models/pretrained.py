@@ -16,6 +16,7 @@ from keras import layers
 from fer_kaggle.models.registry import register_model
 
 DEFAULT_SIDES = {"lite0": 224, "lite1": 240, "lite2": 260}
+GRAY_TO_RGB, TO_SIDE = "gray_to_rgb", "to_backbone_size"  # the layers before the backbone, last one last
 
 
 @register_model("efficientnet_lite0", backbone="lite0", image_size=224)
@@ -32,11 +33,11 @@ def pretrained(input_shape, num_classes, backbone="lite0", image_size=224, dropo
             if isinstance(layer, layers.BatchNormalization):
                 layer.trainable = False
     inputs = keras.Input(shape=input_shape, name="pixels")
-    x = layers.Concatenate(name="gray_to_rgb")([inputs] * 3) if input_shape[-1] == 1 else inputs
+    x = layers.Concatenate(name=GRAY_TO_RGB)([inputs] * 3) if input_shape[-1] == 1 else inputs
     if input_shape[-1] not in (1, 3):
         raise ValueError(f"a pretrained network takes 1 or 3 channels, not {input_shape[-1]}")
     if tuple(input_shape[:2]) != (image_size, image_size):
-        x = layers.Resizing(image_size, image_size, interpolation="bilinear", name="to_backbone_size")(x)
+        x = layers.Resizing(image_size, image_size, interpolation="bilinear", name=TO_SIDE)(x)
     x = net(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
@@ -60,7 +61,7 @@ def backbone_of(model):
 def to_backbone(model):
     """Pixels as `model` takes them to what its backbone takes (three channels at its side): the
     layers before the backbone, as a model."""
-    for name in ("to_backbone_size", "gray_to_rgb"):
+    for name in (TO_SIDE, GRAY_TO_RGB):
         if name in {layer.name for layer in model.layers}:
             return keras.Model(model.inputs, model.get_layer(name).output)
     return keras.Model(model.inputs, model.inputs[0])
