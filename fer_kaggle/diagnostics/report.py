@@ -70,7 +70,7 @@ class Report:
         candidates = [self.model_variant] + [r["name"] for r in leaderboard_rows(self.oof_dir)]
         for name in candidates:
             config = layout.read_config(self.oof_dir / name)
-            if config is not None and not config["model"].startswith("dnn") and not _is_probe(self.oof_dir / name):
+            if config is not None and not config["model"].startswith("dnn") and not _is_probe(config):
                 return name
         return None
 
@@ -115,7 +115,7 @@ class Report:
 
     def _curves(self):
         variant = self.model_variant
-        if _is_probe(self.oof_dir / variant):
+        if _is_probe(layout.read_config(self.oof_dir / variant)):
             png = curves.plot_strengths(curves.fold_histories(self.oof_dir / variant), self._png("curves"),
                                         f"{variant}: the linear probe's strength, chosen by inner CV")
             self.sections.append(("curves", "Training curves", [(png, f"{variant} is a linear probe: it trains no "
@@ -225,13 +225,11 @@ class Report:
         if self.cnn_variant is None:
             self.sections.append(("filters", "Filters", [], "<p>No finished CNN variant: no filters to show.</p>"))
             return
-        import keras
+        from fer_kaggle.models.pretrained import backbone_of, to_backbone
 
         variant, model, valid_rows, x = self._fold0_model(self.cnn_variant)
         net, image, within = model, x[valid_rows[0]], ""
-        if any(isinstance(layer, keras.Model) for layer in model.layers):  # a pretrained network: its backbone's
-            from fer_kaggle.models.pretrained import backbone_of, to_backbone
-
+        if backbone_of(model) is not None:  # a pretrained network: a layer of its backbone, at the backbone's side
             net, within = backbone_of(model), " of its pretrained backbone, fine-tuned"
             image = np.asarray(to_backbone(model)(np.asarray(image)[None].astype("float32")))[0]
         layers = filters.conv_layers(net)
@@ -291,9 +289,9 @@ def _num(value):
     return f"{value:.4f}" if isinstance(value, float) else value
 
 
-def _is_probe(variant_dir):
-    """A linear probe (recipe "probe"): its folds fit a classifier on frozen features, no epochs."""
-    config = layout.read_config(variant_dir)
+def _is_probe(config):
+    """Whether a variant's config is a linear probe's (recipe "probe"): its folds fit a classifier
+    on frozen features, no epochs."""
     return config is not None and config["train"].get("recipe") == "probe"
 
 

@@ -54,8 +54,9 @@ def layers_within(model):
 
 
 def backbone_of(model):
-    """The backbone inside a model built by `pretrained` (its one nested model)."""
-    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    """The backbone inside a model built by `pretrained` (its one nested model); None in a
+    network with no nested model (one trained from scratch)."""
+    return next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
 
 
 def to_backbone(model):
